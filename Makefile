@@ -1,0 +1,45 @@
+# The call center's commands. Each target does its own set-up (scripts/setup.sh): a fresh
+# machine needs only `make run` or `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help setup venv services run test check lint format typecheck bench clean
+
+help:
+	@echo "make run    - set up, migrate the database and run the call center"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make check  - ruff check, ruff format --check, mypy --strict"
+	@echo "make bench  - run the benchmarks; figures in bench/results.json"
+
+venv:
+	@scripts/setup.sh venv
+
+services:
+	@scripts/setup.sh services
+
+setup:
+	@scripts/setup.sh all
+
+run: setup
+	$(BIN)/callcenter db upgrade
+	$(BIN)/callcenter run
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var test-artifacts

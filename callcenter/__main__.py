@@ -1,0 +1,3 @@
+from callcenter.cli.main import main
+
+main()

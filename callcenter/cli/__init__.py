@@ -1,0 +1,1 @@
+"""The operator CLI, ``callcenter``: one module per command group."""

@@ -1,0 +1,61 @@
+"""``callcenter config``: the settings file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import click
+
+from callcenter import config
+from callcenter.cli.context import app, handle_errors, json_option, print_json
+
+
+@click.group("config")
+def config_group() -> None:
+    """Print an example settings file, or the settings in force."""
+
+
+@config_group.command("example")
+def example() -> None:
+    """Print a commented example callcenter.toml with every default."""
+    click.echo(config.EXAMPLE, nl=False)
+
+
+def _public(value: Any) -> Any:
+    if isinstance(value, config.Secret):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _public(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_public(v) for v in value]
+    return value
+
+
+@config_group.command("show")
+@json_option
+@click.pass_context
+@handle_errors
+def show(ctx: click.Context, as_json: bool) -> None:
+    """Print the settings in force (file, then environment); secrets show as ***."""
+    settings = app(ctx).settings
+    data = _public(settings)
+    data["database"]["url"] = settings.database.display_url()
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"# from {settings.source} and the environment")
+    for section, body in data.items():
+        if section == "source":
+            continue
+        if section == "nodes":
+            for node in body:
+                click.echo(f"[nodes.{node['name']}]")
+                for k, v in node.items():
+                    if k != "name":
+                        click.echo(f"{k} = {json.dumps(v)}")
+            continue
+        click.echo(f"[{section}]")
+        for k, v in body.items():
+            click.echo(f"{k} = {json.dumps(v)}")

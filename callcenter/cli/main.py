@@ -1,0 +1,40 @@
+"""The ``callcenter`` command: the composition root of the operator CLI."""
+
+from __future__ import annotations
+
+import click
+
+from callcenter import __version__
+from callcenter.cli.agents_cmd import agents
+from callcenter.cli.calls_cmd import calls
+from callcenter.cli.config_cmd import config_group
+from callcenter.cli.context import AppContext
+from callcenter.cli.db_cmd import db_group
+from callcenter.cli.doctor_cmd import doctor
+from callcenter.cli.queues_cmd import queues
+from callcenter.cli.report_cmd import report
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="CALLCENTER_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="Settings file (TOML); default: $CALLCENTER_CONFIG, else built-in defaults.",
+)
+@click.version_option(__version__, prog_name="callcenter")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Operate the call center: agents, queues, the call log, reports and health."""
+    obj = AppContext(config_path)
+    ctx.obj = obj
+    ctx.call_on_close(obj.close)
+
+
+for command in (agents, queues, calls, report, doctor, db_group, config_group):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="callcenter")

@@ -1,0 +1,95 @@
+"""``callcenter report``: the measures of a call center over an interval."""
+
+from __future__ import annotations
+
+import click
+
+from callcenter import reports, timespec
+from callcenter.cli.context import app, handle_errors, json_option, print_json, print_table
+
+
+def _pct(value: float | None) -> str | None:
+    return None if value is None else f"{value * 100:.1f}%"
+
+
+@click.command("report")
+@click.option("--since", help="Start (default: today in the site's time zone).")
+@click.option("--until", help="End (default: now).")
+@click.option("--queue", help="Only this queue.")
+@click.option("--agent", help="Only this agent.")
+@json_option
+@click.pass_context
+@handle_errors
+def report(
+    ctx: click.Context,
+    since: str | None,
+    until: str | None,
+    queue: str | None,
+    agent: str | None,
+    as_json: bool,
+) -> None:
+    """Per queue: offered, answered, abandoned, timed out, SL, ASA, AHT, abandon rate,
+    longest wait. Per agent: calls, talk, pause time by reason, occupancy."""
+    a = app(ctx)
+    start, end = timespec.interval(since, until, a.settings.site.tz)
+    with a.session() as s:
+        rep = reports.build_report(s, start, end, a.settings.reporting, queue=queue, agent=agent)
+    if as_json:
+        print_json(rep.as_dict())
+        return
+    tz = a.settings.site.tz
+    rules = a.settings.reporting
+    click.echo(
+        f"{start.astimezone(tz):%Y-%m-%d %H:%M} - {end.astimezone(tz):%Y-%m-%d %H:%M} "
+        f"({a.settings.site.timezone}); abandons under {rules.short_abandon_seconds}s left out; "
+        f"abandons {'count' if rules.abandons_count_against_sl else 'do not count'} against SL"
+    )
+    if agent is None:
+        print_table(
+            "queues",
+            [
+                "queue",
+                "offered",
+                "answered",
+                "abandoned",
+                "timed out",
+                "exited",
+                "SL",
+                "ASA (s)",
+                "AHT (s)",
+                "abandon rate",
+                "longest wait (s)",
+            ],
+            [
+                [
+                    q.queue,
+                    q.offered,
+                    q.answered,
+                    q.abandoned,
+                    q.timed_out,
+                    q.exited,
+                    f"{_pct(q.service_level) or '-'} @{q.service_level_threshold}s",
+                    q.asa,
+                    q.aht,
+                    _pct(q.abandon_rate),
+                    q.longest_wait,
+                ]
+                for q in rep.queues
+            ],
+        )
+    if queue is None:
+        print_table(
+            "agents",
+            ["agent", "calls", "talk (s)", "AHT (s)", "paused (s) by reason", "occupancy"],
+            [
+                [
+                    g.agent,
+                    g.calls,
+                    g.talk,
+                    g.aht,
+                    {k: round(v) for k, v in g.pause_by_reason.items()},
+                    _pct(g.occupancy),
+                ]
+                for g in rep.agents
+            ],
+        )

@@ -1,0 +1,458 @@
+"""The one settings object of every process, read from a TOML file and the environment.
+
+Where it comes from, later wins:
+
+1. defaults that work on a machine where PostgreSQL (127.0.0.1:5432) and Mosquitto
+   (127.0.0.1:1883) run locally;
+2. the TOML file named by ``--config FILE`` or ``CALLCENTER_CONFIG``;
+3. environment variables ``CALLCENTER_<SECTION>__<KEY>`` (two underscores between levels),
+   e.g. ``CALLCENTER_DATABASE__URL``, ``CALLCENTER_MQTT__PORT`` or
+   ``CALLCENTER_NODES__PBX1__SECRET`` for the node named ``pbx1``.
+
+A bad value raises :class:`ConfigError` whose message names the key and where it came from.
+Secrets are :class:`Secret` objects: their ``str``/``repr`` never show the value, so a
+settings object can be logged or printed safely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "CALLCENTER_"
+CONFIG_ENV = "CALLCENTER_CONFIG"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or malformed. The message names key and source."""
+
+
+def mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A password or token. Shown as ``***`` everywhere except :meth:`reveal`."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return "***" if self._value else ""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """One Asterisk server, reached over AMI."""
+
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "callcenter"
+    secret: Secret = Secret("")
+    # Seconds between AMI Pings; a Ping unanswered within ping_timeout marks the link dead.
+    ping_interval: float = 10.0
+    ping_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    # Where this node's queue_log file is, if we can read it (fills gaps after a disconnect).
+    queue_log_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/callcenter"
+    connect_timeout: float = 5.0
+
+    def display_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return (
+            f"DatabaseSettings(url={self.display_url()!r}, "
+            f"connect_timeout={self.connect_timeout!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = ""
+    password: Secret = Secret("")
+    topic_prefix: str = "callcenter"
+    client_id: str = ""
+    keepalive: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class AgiSettings:
+    """The FastAGI server that Asterisk's AGI(agi://host:port/script) reaches."""
+
+    host: str = "127.0.0.1"
+    port: int = 4573
+    max_sessions: int = 1000
+    command_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class WallboardSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Signs session cookies. Empty: a random key per process (sessions end on restart).
+    secret_key: Secret = Secret("")
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    name: str = "Call center"
+    timezone: str = "UTC"
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportingSettings:
+    """Rules for the measures of shared/docs/call-center.md; the board shows which apply."""
+
+    # Abandons shorter than this are left out of offered, abandoned and SL (0: count them all).
+    short_abandon_seconds: int = 5
+    # Whether abandoned calls count as offered calls not answered in time.
+    abandons_count_against_sl: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AsteriskSettings:
+    """The private Asterisk that `callcenter asterisk run` starts (issue 3)."""
+
+    binary: str = ""  # empty: ASTERISK_BIN, then PATH
+    directory: str = "var/asterisk"  # relative to the working directory
+    sip_port: int = 5060
+    rtp_start: int = 10000
+    rtp_end: int = 20000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    nodes: tuple[NodeSettings, ...] = (NodeSettings(name="local"),)
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    agi: AgiSettings = AgiSettings()
+    wallboard: WallboardSettings = WallboardSettings()
+    site: SiteSettings = SiteSettings()
+    reporting: ReportingSettings = ReportingSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+    source: str = "defaults"
+
+    def node(self, name: str) -> NodeSettings:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise ConfigError(f"no Asterisk node named {name!r} (known: {self.node_names()})")
+
+    def node_names(self) -> str:
+        return ", ".join(n.name for n in self.nodes)
+
+
+# --- loading ------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+_SECTIONS: dict[str, type[Any]] = {
+    "database": DatabaseSettings,
+    "mqtt": MqttSettings,
+    "agi": AgiSettings,
+    "wallboard": WallboardSettings,
+    "site": SiteSettings,
+    "reporting": ReportingSettings,
+    "asterisk": AsteriskSettings,
+}
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings: defaults, then the file (``path`` or ``$CALLCENTER_CONFIG``), then env.
+
+    Raises :class:`ConfigError` naming the key and its source on any bad value, and when a
+    named file does not exist or is not valid TOML.
+    """
+    env = os.environ if environ is None else environ
+    file = Path(path) if path else (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else None)
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if file is not None:
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: no such configuration file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+        source = str(file)
+    origins: dict[str, str] = {}
+    _merge_env(raw, env, origins)
+    return _build(raw, source, origins)
+
+
+def _merge_env(raw: dict[str, Any], env: Mapping[str, str], origins: dict[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV or "__" not in name:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        if any(not p for p in path):
+            raise ConfigError(f"environment {name}: empty key part")
+        target = raw
+        for part in path[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"environment {name}: {part} is not a table")
+            target = nxt
+        target[path[-1]] = value
+        origins[".".join(path)] = f"environment {name}"
+
+
+def _build(raw: dict[str, Any], source: str, origins: dict[str, str]) -> Settings:
+    def where(key: str) -> str:
+        return origins.get(key, source)
+
+    unknown = set(raw) - set(_SECTIONS) - {"nodes"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"{where(key)}: unknown setting {key!r} "
+            f"(sections: nodes, {', '.join(sorted(_SECTIONS))})"
+        )
+    kwargs: dict[str, Any] = {"source": source}
+    for section, cls in _SECTIONS.items():
+        if section in raw:
+            kwargs[section] = _section(cls, raw[section], section, where)
+    if "nodes" in raw:
+        kwargs["nodes"] = _nodes(raw["nodes"], where)
+    settings = Settings(**kwargs)
+    _validate(settings, where)
+    return settings
+
+
+def _nodes(value: Any, where: Callable[[str], str]) -> tuple[NodeSettings, ...]:
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(
+            f"{where('nodes')}: nodes must be a table of named nodes, e.g. [nodes.pbx1]"
+        )
+    nodes = []
+    for name, body in value.items():
+        if not NAME_RE.match(name):
+            raise ConfigError(
+                f"{where('nodes.' + name)}: node name {name!r} must be lower-case letters, "
+                "digits, - or _"
+            )
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where('nodes.' + name)}: nodes.{name} must be a table")
+        nodes.append(_section(NodeSettings, {**body, "name": name}, f"nodes.{name}", where))
+    return tuple(nodes)
+
+
+def _section(cls: type[T], value: Any, prefix: str, where: Callable[[str], str]) -> T:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where(prefix)}: [{prefix}] must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, item in value.items():
+        full = f"{prefix}.{key}"
+        if key not in fields:
+            known = ", ".join(sorted(k for k in fields if k != "name"))
+            raise ConfigError(f"{where(full)}: unknown setting {full!r} (known: {known})")
+        kwargs[key] = _coerce(fields[key].type, item, full, where(full))
+    return cls(**kwargs)
+
+
+def _coerce(kind: Any, value: Any, key: str, origin: str) -> Any:
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    bad = f"{origin}: {key} = {value!r} is not "
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(bad + "a string")
+        return value
+    if kind == "Secret":
+        if not isinstance(value, str):
+            raise ConfigError(f"{origin}: {key} must be a string")
+        return Secret(value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(bad + "a boolean (true/false)")
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ConfigError(bad + "a whole number")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        raise ConfigError(bad + "a whole number")
+    if kind == "float":
+        if isinstance(value, bool):
+            raise ConfigError(bad + "a number")
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(bad + "a number")
+    raise ConfigError(f"{origin}: {key}: unsupported setting type {kind}")  # pragma: no cover
+
+
+def _port(value: int, key: str, where: Callable[[str], str]) -> None:
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{where(key)}: {key} = {value} is not a TCP port (1-65535)")
+
+
+def _positive(value: float, key: str, where: Callable[[str], str]) -> None:
+    if value <= 0:
+        raise ConfigError(f"{where(key)}: {key} = {value} must be greater than 0")
+
+
+def _validate(s: Settings, where: Callable[[str], str]) -> None:
+    for node in s.nodes:
+        p = f"nodes.{node.name}"
+        _port(node.port, f"{p}.port", where)
+        for attr in ("ping_interval", "ping_timeout", "connect_timeout"):
+            _positive(getattr(node, attr), f"{p}.{attr}", where)
+        if not node.host:
+            raise ConfigError(f"{where(p + '.host')}: {p}.host must not be empty")
+    _port(s.mqtt.port, "mqtt.port", where)
+    _port(s.agi.port, "agi.port", where)
+    _port(s.wallboard.port, "wallboard.port", where)
+    _port(s.asterisk.sip_port, "asterisk.sip_port", where)
+    _positive(s.agi.max_sessions, "agi.max_sessions", where)
+    _positive(s.agi.command_timeout, "agi.command_timeout", where)
+    _positive(s.database.connect_timeout, "database.connect_timeout", where)
+    if not s.asterisk.rtp_start < s.asterisk.rtp_end:
+        raise ConfigError(f"{where('asterisk.rtp_start')}: asterisk.rtp_start must be < rtp_end")
+    if s.reporting.short_abandon_seconds < 0:
+        raise ConfigError(
+            f"{where('reporting.short_abandon_seconds')}: "
+            "reporting.short_abandon_seconds must be 0 or more"
+        )
+    url = s.database.url
+    if not url.startswith(("postgresql://", "postgresql+psycopg://")):
+        raise ConfigError(
+            f"{where('database.url')}: database.url = {mask_url(url)!r} must be a PostgreSQL "
+            "URL such as postgresql+psycopg://user@127.0.0.1:5432/callcenter"
+        )
+    try:
+        zoneinfo.ZoneInfo(s.site.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{where('site.timezone')}: site.timezone = {s.site.timezone!r} is not a time zone "
+            "name such as Europe/Madrid or America/New_York"
+        ) from None
+    if not NAME_RE.match(s.mqtt.topic_prefix.replace("/", "-")):
+        raise ConfigError(f"{where('mqtt.topic_prefix')}: mqtt.topic_prefix must be a plain name")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Make any PostgreSQL URL use the psycopg 3 driver."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+EXAMPLE = """\
+# callcenter.toml: the settings of every callcenter process.
+# Every key may be left out; the value shown is the default. Any key can also be set in the
+# environment as CALLCENTER_<SECTION>__<KEY>, e.g. CALLCENTER_DATABASE__URL or
+# CALLCENTER_NODES__PBX1__SECRET. Point the processes at this file with --config FILE or
+# CALLCENTER_CONFIG=FILE.
+
+[site]
+name = "Call center"
+# IANA time zone of the call center: "today" in reports and business hours use it.
+timezone = "UTC"
+
+# One table per Asterisk server, reached over AMI (manager.conf). Names: a-z 0-9 - _.
+[nodes.local]
+host = "127.0.0.1"
+port = 5038
+username = "callcenter"
+# Prefer CALLCENTER_NODES__LOCAL__SECRET in the environment to a secret in this file.
+secret = ""
+ping_interval = 10.0     # seconds between AMI Pings
+ping_timeout = 5.0       # a Ping unanswered for this long means the link is dead
+connect_timeout = 5.0
+queue_log_path = ""      # Asterisk's queue_log file, if readable: fills gaps after a disconnect
+
+[database]
+url = "postgresql+psycopg://postgres@127.0.0.1:5432/callcenter"
+connect_timeout = 5.0
+
+[mqtt]
+host = "127.0.0.1"
+port = 1883
+username = ""
+password = ""
+topic_prefix = "callcenter"
+client_id = ""           # empty: callcenter-<process>-<host>
+keepalive = 30
+
+[agi]
+# The FastAGI server; dialplans call AGI(agi://host:port/<script>).
+host = "127.0.0.1"
+port = 4573
+max_sessions = 1000
+command_timeout = 60.0
+
+[wallboard]
+host = "127.0.0.1"
+port = 8080
+secret_key = ""          # signs session cookies; empty: random per process
+
+[reporting]
+# Abandons shorter than this many seconds are left out of offered, abandoned and SL.
+short_abandon_seconds = 5
+# Count abandoned calls against the service level (as calls not answered in time).
+abandons_count_against_sl = true
+
+[asterisk]
+# The private Asterisk that `callcenter asterisk run` starts.
+binary = ""              # empty: $ASTERISK_BIN, then PATH
+directory = "var/asterisk"
+sip_port = 5060
+rtp_start = 10000
+rtp_end = 20000
+"""

@@ -1,0 +1,1 @@
+"""The call log in PostgreSQL: models, engine, migrations."""

@@ -1,0 +1,220 @@
+"""``callcenter doctor``: check every part the call center depends on, and say how to fix it.
+
+Each check has a time-out, runs concurrently with the others, and never raises: it returns a
+:class:`Check` whose ``fix`` tells the operator what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from callcenter.config import NodeSettings, Settings
+from callcenter.db import engine as db
+
+
+class Status(enum.StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+#: Extra checks other parts of the system register (e.g. the bridge's spool depth).
+EXTRA_CHECKS: list[Callable[[Settings], Awaitable[Check]]] = []
+
+
+async def check_database(settings: Settings) -> Check:
+    name = "database"
+    where = settings.database.display_url()
+
+    def probe() -> db.SchemaStatus:
+        engine = db.make_engine(settings.database, poolclass=sa.pool.NullPool)
+        try:
+            return db.status(engine)
+        finally:
+            engine.dispose()
+
+    try:
+        st = await asyncio.wait_for(asyncio.to_thread(probe), settings.database.connect_timeout + 2)
+    except TimeoutError:
+        return Check(name, Status.FAIL, f"{where}: no answer", "start PostgreSQL; check the URL")
+    except Exception as exc:
+        text = db.describe_error(settings.database, exc)
+        if "does not exist" in text:
+            return Check(name, Status.FAIL, text, "run `callcenter db upgrade`")
+        return Check(
+            name,
+            Status.FAIL,
+            text,
+            "start PostgreSQL (`scripts/setup.sh services`) or fix [database] url",
+        )
+    if not st.up_to_date:
+        return Check(
+            name,
+            Status.FAIL,
+            f"{where}: schema at {st.current or 'nothing'}, code needs {st.head}",
+            "run `callcenter db upgrade`",
+        )
+    return Check(name, Status.OK, f"{where}: schema at {st.current}")
+
+
+async def check_broker(settings: Settings) -> Check:
+    import aiomqtt  # imported here: paho pulls in a fair amount for a CLI start-up
+
+    m = settings.mqtt
+    where = f"mqtt://{m.host}:{m.port}"
+    try:
+        async with asyncio.timeout(5):
+            async with aiomqtt.Client(
+                m.host,
+                m.port,
+                username=m.username or None,
+                password=m.password.reveal() or None,
+                identifier="callcenter-doctor",
+                timeout=4,
+            ) as client:
+                await client.publish(f"{m.topic_prefix}/doctor", b"ping", qos=1)
+    except TimeoutError:
+        return Check("broker", Status.FAIL, f"{where}: no answer", "start Mosquitto")
+    except (aiomqtt.MqttError, OSError) as exc:
+        return Check(
+            "broker",
+            Status.FAIL,
+            f"{where}: {exc}",
+            "start Mosquitto (`scripts/setup.sh services`) or fix [mqtt]",
+        )
+    return Check("broker", Status.OK, f"{where}: connected and published")
+
+
+async def _read_message(reader: asyncio.StreamReader) -> dict[str, str]:
+    raw = await reader.readuntil(b"\r\n\r\n")
+    fields: dict[str, str] = {}
+    for line in raw.decode("utf-8", "replace").split("\r\n"):
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+async def check_node(node: NodeSettings) -> Check:
+    name = f"ami {node.name}"
+    where = f"{node.host}:{node.port}"
+    try:
+        async with asyncio.timeout(node.connect_timeout + 3):
+            reader, writer = await asyncio.open_connection(node.host, node.port)
+            try:
+                banner = (await reader.readline()).decode("utf-8", "replace").strip()
+                if not banner.startswith("Asterisk Call Manager"):
+                    return Check(
+                        name,
+                        Status.FAIL,
+                        f"{where}: not AMI ({banner[:40]!r})",
+                        "point [nodes.*] host/port at Asterisk's manager.conf port",
+                    )
+                writer.write(
+                    b"Action: Login\r\nActionID: doctor-1\r\nUsername: "
+                    + node.username.encode()
+                    + b"\r\nSecret: "
+                    + node.secret.reveal().encode()
+                    + b"\r\nEvents: off\r\n\r\n"
+                )
+                await writer.drain()
+                reply = await _read_message(reader)
+                while reply.get("ActionID") != "doctor-1" and "Response" not in reply:
+                    reply = await _read_message(reader)
+                if reply.get("Response") != "Success":
+                    return Check(
+                        name,
+                        Status.FAIL,
+                        f"{where}: login refused ({reply.get('Message', '?')})",
+                        "check username/secret against manager.conf",
+                    )
+                writer.write(b"Action: Logoff\r\nActionID: doctor-2\r\n\r\n")
+                await writer.drain()
+            finally:
+                writer.close()
+    except TimeoutError:
+        return Check(name, Status.FAIL, f"{where}: no answer", "is Asterisk running?")
+    except (OSError, asyncio.IncompleteReadError) as exc:
+        return Check(
+            name,
+            Status.FAIL,
+            f"{where}: {exc.__class__.__name__}: {exc}",
+            "start Asterisk (`callcenter asterisk run`) or fix [nodes.*]",
+        )
+    return Check(name, Status.OK, f"{where}: {banner}, logged in as {node.username}")
+
+
+async def check_agi_port(settings: Settings) -> Check:
+    host, port = settings.agi.host, settings.agi.port
+    try:
+        async with asyncio.timeout(3):
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+    except (OSError, TimeoutError):
+        # Free is fine before start-up; say so rather than fail.
+        free = _port_free(host, port)
+        if free:
+            return Check(
+                "fastagi",
+                Status.WARN,
+                f"{host}:{port}: nothing listens yet",
+                "start `callcenter agi` (or `callcenter run`)",
+            )
+        return Check(
+            "fastagi",
+            Status.FAIL,
+            f"{host}:{port}: in use but not answering",
+            "free the port or change [agi] port",
+        )
+    return Check("fastagi", Status.OK, f"{host}:{port}: listening")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+async def check_asterisk_config(settings: Settings) -> Check:
+    etc = Path(settings.asterisk.directory) / "etc"
+    needed = ["asterisk.conf", "manager.conf", "queues.conf", "extensions.conf", "pjsip.conf"]
+    missing = [n for n in needed if not (etc / n).is_file()]
+    if missing:
+        return Check(
+            "asterisk config",
+            Status.WARN,
+            f"{etc}: not rendered ({', '.join(missing)} missing)",
+            "run `callcenter asterisk render` (used by `callcenter asterisk run`)",
+        )
+    return Check("asterisk config", Status.OK, f"{etc}: rendered")
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Awaitable[Check]] = [
+        check_database(settings),
+        check_broker(settings),
+        *(check_node(n) for n in settings.nodes),
+        check_agi_port(settings),
+        check_asterisk_config(settings),
+        *(extra(settings) for extra in EXTRA_CHECKS),
+    ]
+    return list(await asyncio.gather(*checks))

@@ -1,0 +1,208 @@
+"""Report figures against values computed by hand on a small fixture call log.
+
+The fixture day is 2026-11-20 (UTC). Queue sales has SL 20 s, support SL 30 s; short abandons
+are those under 5 s. Every expected number below is worked out in the comment beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from callcenter import directory, reports
+from callcenter.config import ReportingSettings
+from callcenter.db.models import AgentStateChange, Call
+
+DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+SINCE, UNTIL = DAY, DAY + dt.timedelta(days=1)
+NOW = DAY + dt.timedelta(days=1, hours=1)
+
+
+def at(hours: float) -> dt.datetime:
+    return DAY + dt.timedelta(hours=hours)
+
+
+def call(
+    n: int,
+    queue: str | None,
+    outcome: str,
+    wait: float,
+    *,
+    hour: float = 9,
+    agent: str | None = None,
+    talk: float = 0,
+    wrapup: float = 0,
+) -> Call:
+    queued = at(hour) + dt.timedelta(minutes=n)
+    answered = queued + dt.timedelta(seconds=wait) if outcome == "answered" else None
+    return Call(
+        node="pbx1",
+        uniqueid=f"1795000000.{n}",
+        linkedid=f"1795000000.{n}",
+        caller_number=f"55500{n:02d}",
+        started_at=queued - dt.timedelta(seconds=30),
+        queued_at=queued if queue else None,
+        answered_at=answered,
+        queue=queue,
+        agent=agent,
+        ended_at=queued + dt.timedelta(seconds=wait + talk),
+        wait_seconds=wait,
+        talk_seconds=talk if answered else None,
+        wrapup_seconds=wrapup if answered else None,
+        outcome=outcome,
+    )
+
+
+def span(
+    agent: str, state: str, start: dt.datetime, end: dt.datetime | None, reason: str | None = None
+) -> AgentStateChange:
+    return AgentStateChange(
+        node="pbx1", agent=agent, state=state, reason=reason, started_at=start, ended_at=end
+    )
+
+
+@pytest.fixture
+def call_log(clean_db: Engine) -> Engine:
+    with Session(clean_db) as s, s.begin():
+        directory.add_queue(s, "sales", service_level_seconds=20)
+        directory.add_queue(s, "support", service_level_seconds=30)
+        s.add_all(
+            [
+                call(1, "sales", "answered", 10, agent="alice", talk=100, wrapup=10),
+                call(2, "sales", "answered", 25, agent="bob", talk=200, wrapup=20),
+                call(3, "sales", "answered", 20, agent="alice", talk=60),
+                call(4, "sales", "abandoned", 3),  # short abandon: left out
+                call(5, "sales", "abandoned", 5),  # 5 s is not under 5 s: counts
+                call(6, "sales", "abandoned", 40),
+                call(7, "sales", "timed_out", 300),
+                call(8, "sales", "exit_key", 12),
+                call(9, "support", "answered", 31, agent="bob", talk=50),
+                call(10, "support", "answered", 30, agent="alice", talk=70),
+                call(11, "support", "answered", 1, agent="alice", talk=999, hour=-2),  # day before
+                call(12, None, "ivr_hangup", 0),  # never reached a queue
+            ]
+        )
+        s.add_all(
+            [
+                span("alice", "available", at(-1), at(0.5)),  # clipped: 1800 s
+                span("alice", "available", at(8), at(9)),  # 3600
+                span("alice", "on_call", at(9), at(9) + dt.timedelta(minutes=10)),  # 600
+                span(
+                    "alice",
+                    "wrap_up",
+                    at(9) + dt.timedelta(minutes=10),
+                    at(9) + dt.timedelta(minutes=12),
+                ),  # 120
+                span("alice", "paused", at(9.2), at(10.2), "lunch"),  # 3600
+                span("alice", "paused", at(10.2), at(10.45), "break"),  # 900
+                span("alice", "on_call", at(23) + dt.timedelta(minutes=50), None),  # open: 600
+                span("bob", "ringing", at(12), at(12) + dt.timedelta(minutes=5)),  # 300
+                span("bob", "available", at(13), at(14)),  # 3600
+                span("bob", "on_call", at(14), at(15)),  # 3600
+                span("bob", "paused", at(15), at(15.5)),  # 1800, no reason
+            ]
+        )
+    return clean_db
+
+
+def make(engine: Engine, rules: ReportingSettings, **kw: str) -> reports.Report:
+    with Session(engine) as s:
+        return reports.build_report(s, SINCE, UNTIL, rules, now=NOW, **kw)
+
+
+def test_queue_figures(call_log: Engine) -> None:
+    rep = make(call_log, ReportingSettings(short_abandon_seconds=5))
+    sales, support = rep.queues
+    assert sales.queue == "sales"
+    assert sales.offered == 7  # 8 entered, less 1 short abandon
+    assert sales.answered == 3
+    assert sales.abandoned == 2  # calls 5 and 6
+    assert sales.short_abandoned == 1  # call 4
+    assert sales.timed_out == 1
+    assert sales.exited == 1
+    assert sales.service_level_threshold == 20
+    assert sales.service_level == pytest.approx(2 / 7)  # calls 1 (10 s) and 3 (20 s)
+    assert sales.asa == pytest.approx((10 + 25 + 20) / 3)
+    assert sales.aht == pytest.approx((110 + 220 + 60) / 3)
+    assert sales.abandon_rate == pytest.approx(2 / 7)
+    assert sales.longest_wait == 300
+    assert support.offered == 2
+    assert support.answered == 2
+    assert support.service_level == pytest.approx(1 / 2)  # 30 s is within 30 s, 31 s not
+    assert support.asa == pytest.approx(30.5)
+    assert support.aht == pytest.approx(60)
+    assert support.abandon_rate == 0
+
+
+def test_rules_change_the_figures(call_log: Engine) -> None:
+    rep = make(
+        call_log, ReportingSettings(short_abandon_seconds=0, abandons_count_against_sl=False)
+    )
+    sales = rep.queues[0]
+    assert sales.offered == 8
+    assert sales.abandoned == 3
+    assert sales.short_abandoned == 0
+    assert sales.service_level == pytest.approx(2 / (8 - 3))
+    assert sales.abandon_rate == pytest.approx(3 / 8)
+    assert rep.rules == {"short_abandon_seconds": 0, "abandons_count_against_sl": False}
+
+
+def test_agent_figures(call_log: Engine) -> None:
+    alice, bob = make(call_log, ReportingSettings()).agents
+    assert alice.agent == "alice"
+    assert alice.calls == 3
+    assert alice.talk == 230
+    assert alice.aht == pytest.approx((230 + 10) / 3)
+    assert alice.pause_by_reason == {"break": 900, "lunch": 3600}
+    assert alice.available == pytest.approx(1800 + 3600)
+    assert alice.handling == pytest.approx(600 + 120 + 600)
+    assert alice.occupancy == pytest.approx(1320 / (1320 + 5400))
+    assert bob.calls == 2
+    assert bob.talk == 250
+    assert bob.aht == pytest.approx((250 + 20) / 2)
+    assert bob.pause_by_reason == {"(none)": 1800}
+    assert bob.occupancy == pytest.approx(3600 / (3600 + 3600 + 300))
+
+
+def test_filters(call_log: Engine) -> None:
+    only_sales = make(call_log, ReportingSettings(), queue="sales")
+    assert [q.queue for q in only_sales.queues] == ["sales"]
+    assert only_sales.agents == []
+    only_bob = make(call_log, ReportingSettings(), agent="bob")
+    assert [a.agent for a in only_bob.agents] == ["bob"]
+    assert only_bob.queues == []
+
+
+def test_empty_interval_and_bad_interval(call_log: Engine) -> None:
+    with Session(call_log) as s:
+        empty = reports.build_report(
+            s,
+            UNTIL + dt.timedelta(days=5),
+            UNTIL + dt.timedelta(days=6),
+            ReportingSettings(),
+            now=NOW,
+        )
+        assert empty.queues == []
+        assert empty.agents == []
+        with pytest.raises(ValueError, match="must come after"):
+            reports.build_report(s, UNTIL, SINCE, ReportingSettings())
+
+
+def test_report_cli_json_matches(call_log: Engine, database_url: str) -> None:
+    from tests.conftest import Cli
+
+    out = Cli(database_url).ok(
+        "report", "--since", "2026-11-20T00:00+00:00", "--until", "2026-11-21T00:00+00:00", "--json"
+    )
+    import json
+
+    data = json.loads(out.output)
+    sales = data["queues"][0]
+    assert (sales["offered"], sales["answered"], sales["abandoned"]) == (7, 3, 2)
+    assert {a["agent"]: a["calls"] for a in data["agents"]} == {"alice": 3, "bob": 2}
+    with call_log.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM calls")) == 12
