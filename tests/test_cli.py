@@ -284,3 +284,19 @@ def test_db_and_config_commands(run_cli: Cli) -> None:
     assert "***" in shown.output
     data = json.loads(run_cli.ok("config", "show", "--json").output)
     assert data["agi"]["port"] == 4573
+
+
+def test_config_init(run_cli: Cli, tmp_path: object) -> None:
+    from pathlib import Path
+
+    target = Path(str(tmp_path)) / "cc.toml"
+    assert "wrote" in run_cli.ok("config", "init", "--path", str(target)).output
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    first = target.read_text()
+    again = run_cli("config", "init", "--path", str(target))
+    assert again.exit_code == 1
+    assert "exists already" in error_line(again.output)
+    run_cli.ok("config", "init", "--path", str(target), "--if-missing")
+    assert target.read_text() == first
+    shown = run_cli.ok("--config", str(target), "config", "show", "--json").output
+    assert '"secret": "***"' in shown

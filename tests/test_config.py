@@ -109,3 +109,24 @@ def test_secrets_never_show() -> None:
 def test_unknown_node_lookup() -> None:
     with pytest.raises(config.ConfigError, match="no Asterisk node named 'x'"):
         config.load(environ={}).node("x")
+
+
+def test_local_file_is_found_unless_disabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert config.load(environ={}).source == "defaults"
+    (tmp_path / "callcenter.toml").write_text("[agi]\nport = 4600\n")
+    assert config.load(environ={}).agi.port == 4600
+    assert config.load(environ={"CALLCENTER_CONFIG": ""}).agi.port == 4573
+
+
+def test_init_file_has_fresh_secrets(tmp_path: Path) -> None:
+    one = config.init_file()
+    two = config.init_file()
+    assert one != two
+    path = tmp_path / "cc.toml"
+    path.write_text(one)
+    s = config.load(path, environ={})
+    assert len(s.node("local").secret.reveal()) >= 32
+    assert len(s.wallboard.secret_key.reveal()) >= 40

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -31,6 +32,24 @@ def _public(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_public(v) for v in value]
     return value
+
+
+@config_group.command("init")
+@click.option(
+    "--path", default=config.DEFAULT_FILE, show_default=True, type=click.Path(dir_okay=False)
+)
+@click.option("--if-missing", is_flag=True, help="Do nothing, successfully, if the file exists.")
+@handle_errors
+def init(path: str, if_missing: bool) -> None:
+    """Write a settings file with every default and freshly generated secrets."""
+    target = Path(path)
+    if target.exists():
+        if if_missing:
+            return
+        raise config.ConfigError(f"{target} exists already; remove it or use another --path")
+    target.write_text(config.init_file(), encoding="utf-8")
+    target.chmod(0o600)
+    click.echo(f"wrote {target} (secrets generated; readable by you only)")
 
 
 @config_group.command("show")
