@@ -160,6 +160,20 @@ class AsteriskSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """The AMI bridge: where the call log waits while PostgreSQL is away."""
+
+    spool_dir: str = "var/spool"
+    spool_max_mb: int = 1024
+    # The call log is at most this many seconds behind Asterisk.
+    flush_interval: float = 1.0
+    # Keep every AMI event in call_events (the audit log). Off saves space, not correctness.
+    audit_events: bool = True
+    # Seconds between reloads of queue settings (wrap-up, max wait) from the database.
+    queue_refresh: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     nodes: tuple[NodeSettings, ...] = (NodeSettings(name="local"),)
     database: DatabaseSettings = DatabaseSettings()
@@ -169,6 +183,7 @@ class Settings:
     site: SiteSettings = SiteSettings()
     reporting: ReportingSettings = ReportingSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
+    bridge: BridgeSettings = BridgeSettings()
     source: str = "defaults"
 
     def node(self, name: str) -> NodeSettings:
@@ -193,6 +208,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "site": SiteSettings,
     "reporting": ReportingSettings,
     "asterisk": AsteriskSettings,
+    "bridge": BridgeSettings,
 }
 
 
@@ -388,6 +404,9 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
     _positive(s.agi.max_sessions, "agi.max_sessions", where)
     _positive(s.agi.command_timeout, "agi.command_timeout", where)
     _positive(s.database.connect_timeout, "database.connect_timeout", where)
+    _positive(s.bridge.spool_max_mb, "bridge.spool_max_mb", where)
+    _positive(s.bridge.flush_interval, "bridge.flush_interval", where)
+    _positive(s.bridge.queue_refresh, "bridge.queue_refresh", where)
     if not s.asterisk.rtp_start < s.asterisk.rtp_end:
         raise ConfigError(f"{where('asterisk.rtp_start')}: asterisk.rtp_start must be < rtp_end")
     if s.reporting.short_abandon_seconds < 0:
@@ -473,6 +492,13 @@ secret_key = ""          # signs session cookies; empty: random per process
 short_abandon_seconds = 5
 # Count abandoned calls against the service level (as calls not answered in time).
 abandons_count_against_sl = true
+
+[bridge]
+spool_dir = "var/spool"  # where the call log waits while PostgreSQL is away
+spool_max_mb = 1024      # past this the bridge stops reading AMI until the database is back
+flush_interval = 1.0     # the call log is at most this many seconds behind
+audit_events = true      # keep every AMI event in call_events
+queue_refresh = 60.0     # seconds between reloads of queue settings from the database
 
 [asterisk]
 # The private Asterisk that `callcenter asterisk run` starts.

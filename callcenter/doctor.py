@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +31,6 @@ class Check:
     status: Status
     detail: str
     fix: str = ""
-
-
-#: Extra checks other parts of the system register (e.g. the bridge's spool depth).
-EXTRA_CHECKS: list[Callable[[Settings], Awaitable[Check]]] = []
 
 
 async def check_database(settings: Settings) -> Check:
@@ -208,6 +204,28 @@ async def check_asterisk_config(settings: Settings) -> Check:
     return Check("asterisk config", Status.OK, f"{etc}: rendered")
 
 
+async def check_spool(settings: Settings) -> Check:
+    """How much of the call log waits on disk for the database (the bridge's spool)."""
+    from callcenter.bridge.app import spool_path
+    from callcenter.bridge.spool import Spool
+
+    path = spool_path(settings)
+    if not path.exists():
+        return Check("call-log spool", Status.OK, f"{path}: empty")
+    spool = Spool(path, max_bytes=settings.bridge.spool_max_mb * 1024 * 1024)
+    detail = f"{path}: {spool.depth} batches ({spool.size / 1e6:.1f} MB) wait for the database"
+    if spool.size >= spool.max_bytes * 0.9:
+        return Check(
+            "call-log spool", Status.FAIL, detail, "bring PostgreSQL back: the spool is full"
+        )
+    return Check(
+        "call-log spool",
+        Status.WARN,
+        detail,
+        "bring PostgreSQL back; the bridge writes the spool when it returns",
+    )
+
+
 async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Awaitable[Check]] = [
         check_database(settings),
@@ -215,6 +233,6 @@ async def run_checks(settings: Settings) -> list[Check]:
         *(check_node(n) for n in settings.nodes),
         check_agi_port(settings),
         check_asterisk_config(settings),
-        *(extra(settings) for extra in EXTRA_CHECKS),
+        check_spool(settings),
     ]
     return list(await asyncio.gather(*checks))

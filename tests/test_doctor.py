@@ -96,4 +96,11 @@ async def test_agi_port(settings: config.Settings) -> None:
 
 async def test_run_checks_covers_every_part(settings: config.Settings) -> None:
     names = [c.name for c in await doctor.run_checks(settings)]
-    assert names == ["database", "broker", "ami local", "fastagi", "asterisk config"]
+    assert names == [
+        "database",
+        "broker",
+        "ami local",
+        "fastagi",
+        "asterisk config",
+        "call-log spool",
+    ]

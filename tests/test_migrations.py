@@ -25,6 +25,8 @@ TABLES = {
     "calls",
     "call_events",
     "queue_log",
+    "callbacks",
+    "survey_answers",
 }
 
 

@@ -13,6 +13,7 @@ from callcenter.cli.db_cmd import db_group
 from callcenter.cli.doctor_cmd import doctor
 from callcenter.cli.queues_cmd import queues
 from callcenter.cli.report_cmd import report
+from callcenter.cli.services_cmd import ami, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +33,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(obj.close)
 
 
-for command in (agents, queues, calls, report, doctor, db_group, config_group):
+for command in (agents, queues, calls, report, doctor, db_group, config_group, ami, run):
     cli.add_command(command)
 
 

@@ -1,1 +1,9 @@
-"""The call log in PostgreSQL: models, engine, migrations."""
+"""The call log in PostgreSQL: models, engine, migrations.
+
+Importing the package loads every model module, so ``Base.metadata`` (migrations, tests)
+always sees every table.
+"""
+
+from callcenter.db import models, models_ivr
+
+__all__ = ["models", "models_ivr"]

@@ -1,0 +1,116 @@
+"""The AMI bridge process: the one place where its parts are built and wired.
+
+``callcenter ami`` runs :func:`run_bridge` until SIGTERM/SIGINT; ``callcenter run`` runs it
+beside the other services. Shutdown is clean: the AMI clients stop, the writer flushes what is
+pending (to PostgreSQL or, failing that, the spool), the publisher says ``online: false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from callcenter import core
+from callcenter.ami.connection import AmiClient
+from callcenter.bridge.node import NodeBridge, QueueLogFile
+from callcenter.bridge.publisher import Publisher
+from callcenter.bridge.spool import Spool
+from callcenter.bridge.store import CallLogWriter
+from callcenter.config import Settings
+from callcenter.db import engine as db
+from callcenter.db.models import Queue
+
+log = logging.getLogger(__name__)
+
+
+def spool_path(settings: Settings) -> Path:
+    return Path(settings.bridge.spool_dir) / "calllog.spool"
+
+
+def load_core_config(settings: Settings) -> core.CoreConfig:
+    """Queue wrap-up and max wait from the database (Asterisk tells neither over AMI)."""
+    engine = db.make_engine(settings.database, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(Queue.name, Queue.wrapup_seconds, Queue.max_wait_seconds)
+            ).all()
+    finally:
+        engine.dispose()
+    return core.CoreConfig(
+        queues={
+            name: core.QueueConfig(wrapup_seconds=float(wrap), max_wait_seconds=float(wait))
+            for name, wrap, wait in rows
+        }
+    )
+
+
+class Bridge:
+    """Every part of the bridge, built from settings; :meth:`run` runs them all."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        b = settings.bridge
+        self.spool = Spool(spool_path(settings), max_bytes=b.spool_max_mb * 1024 * 1024)
+        self.writer = CallLogWriter(
+            settings.database.url,
+            self.spool,
+            interval=b.flush_interval,
+            connect_timeout=settings.database.connect_timeout,
+        )
+        self.publisher = Publisher(settings.mqtt)
+        self.nodes = [
+            NodeBridge(
+                node,
+                self.writer,
+                self.publisher,
+                audit=b.audit_events,
+                queue_log=QueueLogFile(Path(node.queue_log_path)) if node.queue_log_path else None,
+            )
+            for node in settings.nodes
+        ]
+        self.clients = [AmiClient(n.node) for n in self.nodes]
+
+    async def _refresh_config(self) -> None:
+        while True:
+            try:
+                config = await asyncio.to_thread(load_core_config, self.settings)
+            except Exception as exc:  # the database may be down: keep the last config
+                log.warning("bridge: cannot load queue settings (%s); keeping the last ones", exc)
+            else:
+                for node in self.nodes:
+                    node.set_config(config)
+            await asyncio.sleep(self.settings.bridge.queue_refresh)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for node in self.nodes:
+                node.tick()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down cleanly."""
+        async with asyncio.TaskGroup() as tg:
+            writer = tg.create_task(self.writer.run(), name="calllog-writer")
+            publisher = tg.create_task(self.publisher.run(), name="mqtt-publisher")
+            others = [
+                tg.create_task(self._refresh_config(), name="queue-settings"),
+                tg.create_task(self._ticker(), name="wrapup-ticker"),
+            ]
+            for client, node in zip(self.clients, self.nodes, strict=True):
+                others.append(tg.create_task(client.run(node.handle), name=f"ami-{node.name}"))
+            await stop.wait()
+            log.info("bridge: stopping")
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+            writer.cancel()  # its finally-block flushes what is pending
+            self.publisher.stop()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await asyncio.gather(writer, publisher, return_exceptions=True)
+            publisher.cancel()

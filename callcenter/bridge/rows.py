@@ -1,0 +1,127 @@
+"""From the core's changes to call-log rows: pure, and JSON-safe so a batch can be spooled.
+
+A :class:`Batch` collects what one flush writes. Rows are keyed so that writing a batch twice
+changes nothing (see :mod:`callcenter.bridge.store`): a call is its latest snapshot keyed by
+(node, uniqueid); a state span by (node, agent, started_at, state); a session by
+(node, agent, login_at); an audit event by (node, dedup_key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from callcenter.core.changes import (
+    AgentLoggedIn,
+    AgentLoggedOut,
+    AgentStateChanged,
+    CallChanged,
+    Change,
+)
+from callcenter.core.records import Call
+
+#: The ``calls`` columns the bridge owns; ``survey_score`` belongs to the IVR and is never
+#: overwritten by an upsert from AMI.
+CALL_COLUMNS = (
+    "node", "uniqueid", "linkedid", "direction", "caller_number", "caller_name", "did",
+    "channel", "ivr_path", "ivr_seconds", "queue", "agent", "agent_channel", "started_at",
+    "queued_at", "answered_at", "ended_at", "wait_seconds", "talk_seconds", "hold_seconds",
+    "wrapup_seconds", "ring_attempts", "original_position", "outcome", "exit_key",
+    "hangup_cause",
+)  # fmt: skip
+TIME_COLUMNS = frozenset({"started_at", "queued_at", "answered_at", "ended_at"})
+
+
+def call_row(call: Call) -> dict[str, Any]:
+    """The ``calls`` row of a snapshot. ``outcome`` stays NULL until the call is closed: an
+    open call is "in progress" to the reports, whatever the core provisionally thinks."""
+    row = {col: getattr(call, col) for col in CALL_COLUMNS}
+    row["direction"] = str(call.direction)
+    row["outcome"] = str(call.outcome) if call.closed and call.outcome else None
+    return row
+
+
+def event_row(
+    node: str,
+    key: str,
+    at: float,
+    name: str,
+    fields: dict[str, str],
+    error: str | None,
+) -> dict[str, Any]:
+    """An audit row. ``key`` names this one received frame (the connection it came on and
+    its place there), so a batch spooled and written twice stores it once, while two
+    identical frames Asterisk really sent twice (it does: DeviceStateChange) are both kept."""
+    return {
+        "node": node, "received_at": at, "event": name[:64], "uniqueid": fields.get("Uniqueid"),
+        "linkedid": fields.get("Linkedid"), "fields": fields, "error": error, "dedup_key": key,
+    }  # fmt: skip
+
+
+@dataclass
+class Batch:
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    spans: list[dict[str, Any]] = field(default_factory=list)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.calls) + len(self.spans) + len(self.sessions) + len(self.events)
+
+    def add(self, change: Change) -> None:
+        match change:
+            case CallChanged(call=call):
+                # Later snapshots of one call replace earlier ones within a batch.
+                self.calls[f"{call.node}|{call.uniqueid}"] = call_row(call)
+            case AgentStateChanged():
+                self.spans.append({
+                    "node": change.node, "agent": change.agent, "state": str(change.state),
+                    "reason": change.reason or None, "started_at": change.started_at,
+                    "previous_state": (
+                        str(change.previous_state) if change.previous_state else None
+                    ),
+                    "previous_reason": change.previous_reason or None,
+                    "previous_started_at": change.previous_started_at,
+                })  # fmt: skip
+            case AgentLoggedIn():
+                self.sessions.append(
+                    {
+                        "op": "login",
+                        "node": change.node,
+                        "agent": change.agent,
+                        "interface": change.interface,
+                        "at": change.at,
+                    }
+                )
+            case AgentLoggedOut():
+                self.sessions.append(
+                    {
+                        "op": "logout",
+                        "node": change.node,
+                        "agent": change.agent,
+                        "interface": change.interface,
+                        "at": change.at,
+                        "reason": change.reason,
+                    }
+                )
+            case _:
+                pass  # snapshots for MQTT only
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "calls": list(self.calls.values()),
+            "spans": self.spans,
+            "sessions": self.sessions,
+            "events": self.events,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Batch:
+        batch = cls(
+            spans=list(data.get("spans", [])),
+            sessions=list(data.get("sessions", [])),
+            events=list(data.get("events", [])),
+        )
+        for row in data.get("calls", []):
+            batch.calls[f"{row['node']}|{row['uniqueid']}"] = row
+        return batch

@@ -1,0 +1,51 @@
+"""The long-running services: ``callcenter ami`` and ``callcenter run``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from callcenter import service
+from callcenter.cli.context import app, handle_errors
+
+log_level = click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+
+
+@click.command("ami")
+@log_level
+@click.pass_context
+@handle_errors
+def ami(ctx: click.Context, log_level: str) -> None:
+    """Run the AMI bridge: follow every configured Asterisk node, keep the live state, write
+    the call log and publish on MQTT. Stops cleanly on SIGTERM / Ctrl-C."""
+    from callcenter.bridge.app import Bridge
+
+    settings = app(ctx).settings
+    service.setup_logging(log_level)
+    bridge = Bridge(settings)
+    service.run_until_signalled(bridge.run)
+
+
+@click.command("run")
+@log_level
+@click.pass_context
+@handle_errors
+def run(ctx: click.Context, log_level: str) -> None:
+    """Run the call center's services in one process (today: the AMI bridge), until SIGTERM
+    or Ctrl-C."""
+    from callcenter.bridge.app import Bridge
+
+    settings = app(ctx).settings
+    service.setup_logging(log_level)
+    parts: list[service.Main] = [Bridge(settings).run]
+
+    async def main(stop: asyncio.Event) -> None:
+        await service.run_all(parts, stop)
+
+    service.run_until_signalled(main)

@@ -1,0 +1,177 @@
+"""app_queue's queue_log: a pure line parser and the reconciliation of a call with its lines.
+
+queue_log is Asterisk's own record of queue calls and the authority where AMI is ambiguous:
+AMI sends QueueCallerAbandon for a timeout as well as for an abandon, and a call that ended
+while the bridge was disconnected is only ``lost`` to the core. Line format (file backend):
+
+    epoch|callid|queue|agent|event|data1|data2|...
+
+``callid`` is the caller channel's Uniqueid (``MANAGER``/``NONE``/``CLI`` for member actions),
+``agent`` the MemberName for call events (CONNECT, COMPLETE*, RING*) and the interface for
+ADDMEMBER/REMOVEMEMBER (with ``log_membername_as_agent = no``). Durations are whole seconds,
+RINGNOANSWER/RINGCANCELED milliseconds. Data by event (from ``apps/app_queue.c``):
+
+========================== =========================================================
+ENTERQUEUE                 url, callerid, original position
+CONNECT                    holdtime, agent channel uniqueid, ringtime
+COMPLETECALLER/AGENT       holdtime, talktime, original position
+ABANDON/EXITWITHTIMEOUT/   position, original position, waittime
+EXITEMPTY
+EXITWITHKEY                key, position, original position, waittime
+BLINDTRANSFER              extension, context, holdtime, talktime, original position
+ATTENDEDTRANSFER           target, holdtime, talktime, original position
+========================== =========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from callcenter.core.records import Call
+from callcenter.domain import CallOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLogEntry:
+    time: float
+    callid: str
+    queue: str
+    agent: str
+    event: str
+    data: tuple[str, ...]
+
+    def datum(self, n: int) -> str:
+        """``data<n>`` (1-based), ``""`` when the line has fewer fields."""
+        return self.data[n - 1] if 0 < n <= len(self.data) else ""
+
+
+def parse_queue_log_line(line: str) -> QueueLogEntry:
+    """Parse one line; raises :class:`ValueError` when it is not a queue_log line."""
+    parts = line.rstrip("\r\n").split("|")
+    if len(parts) < 5:
+        raise ValueError(f"queue_log line has {len(parts)} fields, expected at least 5")
+    try:
+        time = float(parts[0])
+    except ValueError:
+        raise ValueError(f"queue_log time is not a number: {parts[0][:40]!r}") from None
+    if not parts[4]:
+        raise ValueError("queue_log line has no event")
+    return QueueLogEntry(time, parts[1], parts[2], parts[3], parts[4], tuple(parts[5:]))
+
+
+def parse_queue_log(text: str) -> list[QueueLogEntry]:
+    """Every line of a queue_log file; blank lines are skipped, a bad line raises."""
+    return [parse_queue_log_line(line) for line in text.splitlines() if line.strip()]
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _seconds(value: str) -> float | None:
+    number = _int(value)
+    return None if number is None else float(number)
+
+
+_EXITS = {
+    "ABANDON": CallOutcome.ABANDONED,
+    "EXITWITHTIMEOUT": CallOutcome.TIMED_OUT,
+    "EXITEMPTY": CallOutcome.EXIT_EMPTY,
+}
+_RINGS = ("RINGNOANSWER", "RINGCANCELED", "CONNECT")
+
+
+def reconcile_call(call: Call, entries: Iterable[QueueLogEntry]) -> Call:
+    """``call`` corrected by the queue_log lines of its callid (other lines are ignored).
+
+    queue_log wins for what it records: outcome (EXITWITHTIMEOUT vs ABANDON...), exit key,
+    wait, talk, agent, original position and the number of ring attempts (RINGNOANSWER +
+    RINGCANCELED + CONNECT lines). Times the core measured itself (queued, answered, ended:
+    sub-second) are kept; a missing one is taken from the line (whole seconds), and a call
+    without an end time (closed as ``lost``) ends at its last exit/complete/transfer line.
+    Nothing else changes: a call with no queue_log line comes back equal.
+    """
+    lines = [e for e in entries if e.callid == call.uniqueid]
+    if not lines:
+        return call
+    rings = sum(1 for e in lines if e.event in _RINGS)
+    result = call
+    end: float | None = None
+    for entry in lines:
+        result, line_end = _apply_line(result, entry)
+        end = line_end if line_end is not None else end
+    if rings > result.ring_attempts:
+        result = replace(result, ring_attempts=rings)
+    if result.ended_at is None and end is not None and result.closed:
+        result = replace(result, ended_at=end)
+    return result
+
+
+def _apply_line(call: Call, e: QueueLogEntry) -> tuple[Call, float | None]:
+    """Apply one line; also return the time it ends the queue part of the call, if it does."""
+    event = e.event
+    if event == "ENTERQUEUE":
+        return replace(
+            call,
+            queue=call.queue or e.queue,
+            queued_at=call.queued_at if call.queued_at is not None else e.time,
+            original_position=_int(e.datum(3)) or call.original_position,
+            caller_number=call.caller_number or e.datum(2),
+        ), None
+    if event == "CONNECT":
+        return replace(
+            call,
+            agent=e.agent,
+            agent_uniqueid=call.agent_uniqueid or e.datum(2) or None,
+            answered_at=call.answered_at if call.answered_at is not None else e.time,
+            wait_seconds=_seconds(e.datum(1)),
+            outcome=CallOutcome.ANSWERED,
+        ), None
+    if event in ("COMPLETECALLER", "COMPLETEAGENT"):
+        return replace(
+            call,
+            agent=e.agent,
+            wait_seconds=_seconds(e.datum(1)),
+            talk_seconds=_seconds(e.datum(2)),
+            original_position=_int(e.datum(3)) or call.original_position,
+            outcome=call.outcome
+            if call.outcome is CallOutcome.TRANSFERRED
+            else CallOutcome.ANSWERED,
+        ), e.time
+    if event in _EXITS:
+        return replace(
+            call,
+            wait_seconds=_seconds(e.datum(3)),
+            original_position=_int(e.datum(2)) or call.original_position,
+            outcome=_EXITS[event],
+        ), e.time
+    if event == "EXITWITHKEY":
+        return replace(
+            call,
+            exit_key=e.datum(1) or None,
+            wait_seconds=_seconds(e.datum(4)),
+            original_position=_int(e.datum(3)) or call.original_position,
+            outcome=CallOutcome.EXIT_KEY,
+        ), e.time
+    if event == "BLINDTRANSFER":
+        return _transferred(call, e, wait=e.datum(3), talk=e.datum(4), position=e.datum(5))
+    if event == "ATTENDEDTRANSFER":
+        return _transferred(call, e, wait=e.datum(2), talk=e.datum(3), position=e.datum(4))
+    return call, None
+
+
+def _transferred(
+    call: Call, e: QueueLogEntry, *, wait: str, talk: str, position: str
+) -> tuple[Call, float | None]:
+    return replace(
+        call,
+        agent=e.agent,
+        wait_seconds=_seconds(wait),
+        talk_seconds=_seconds(talk),
+        original_position=_int(position) or call.original_position,
+        outcome=CallOutcome.TRANSFERRED,
+    ), e.time

@@ -1,0 +1,212 @@
+"""The AMI bridge end to end: events per second from the socket to committed rows and published
+MQTT messages, next to the raw parse rate of panoramisk's own parser, and memory over a
+million events.
+
+The stream is the recorded ``burst`` trace (20 calls, 2 agents) repeated with its Uniqueids,
+Linkedids and channel names shifted per repetition, so each repetition is 20 new calls. A
+separate process plays Asterisk (it answers Login, Ping, QueueStatus and CoreShowChannels as
+tests/fake_ami.py does and then streams the bytes); this process runs the real bridge into a
+database of the benchmark's own and the local Mosquitto.
+
+Keys: ami.events_per_s (end to end), ami.raw_parse_per_s (panoramisk's AMIProtocol on the
+same bytes), ami.parse_per_s (our parser), ami.rss_growth_mb (RSS after the last of
+BENCH_AMI_EVENTS events, default 1,000,000, less RSS after the first 20%).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from callcenter import config  # noqa: E402
+from callcenter.ami.protocol import AmiParser  # noqa: E402
+from callcenter.bridge.app import Bridge  # noqa: E402
+from callcenter.db import engine as db  # noqa: E402
+
+SERVER = os.environ.get("CALLCENTER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+EVENTS = int(os.environ.get("BENCH_AMI_EVENTS", "1000000"))
+TRACES = Path(
+    os.environ.get("CALLCENTER_TRACES", HERE.parent.parent / "shared" / "asterisk-traces")
+)
+
+_UID = re.compile(r"\b(\d{10})\.(\d+)\b")
+_CHAN = re.compile(r"-([0-9a-f]{8})(;[12])?\b")
+
+
+def burst_frames() -> list[str]:
+    """The events a bridge receives in ``burst`` (what tests.fake_ami.recorded_events gives)."""
+    from tests.fake_ami import recorded_events
+
+    os.environ.setdefault("CALLCENTER_TRACES", str(TRACES))
+    return recorded_events("burst")
+
+
+def shifted(frames: list[str], k: int) -> bytes:
+    """Repetition ``k``: new Uniqueids and channel names, everything else byte for byte."""
+    text = "\r\n\r\n".join(frames) + "\r\n\r\n"
+    if k:
+        text = _UID.sub(lambda m: f"{m[1]}.{int(m[2]) + k * 100}", text)
+        text = _CHAN.sub(lambda m: f"-{int(m[1], 16) + k * 256:08x}{m[2] or ''}", text)
+    return text.encode("utf-8")
+
+
+def build_stream(n_events: int) -> tuple[bytes, int]:
+    # The peer sends FullyBooted itself after the Login, as Asterisk does.
+    body = burst_frames()
+    reps = max(1, n_events // len(body))
+    blob = bytearray()
+    for k in range(reps):
+        blob += shifted(body, k)
+    return bytes(blob), reps * len(body)
+
+
+def raw_parse_rates(blob: bytes) -> tuple[float, float]:
+    """Frames per second: panoramisk's AMIProtocol.data_received, and our AmiParser, each
+    fed the same bytes in 64 KiB chunks (as a socket would deliver them)."""
+    from panoramisk.ami_protocol import AMIProtocol
+
+    class Factory:
+        count = 0
+
+        def dispatch(self, message: Any) -> None:
+            Factory.count += 1
+
+    chunks = [blob[i : i + 65536] for i in range(0, len(blob), 65536)]
+    proto = AMIProtocol()
+    proto.connection_made(None)
+    proto.factory = Factory()
+    proto.encoding = "utf-8"
+    started = time.perf_counter()
+    for chunk in chunks:
+        proto.data_received(chunk)
+    theirs = Factory.count / (time.perf_counter() - started)
+    parser = AmiParser(expect_banner=False)
+    started = time.perf_counter()
+    n = 0
+    for chunk in chunks:
+        n += len(parser.feed(chunk))
+    ours = n / (time.perf_counter() - started)
+    return theirs, ours
+
+
+PEER = """
+import asyncio, sys
+sys.path.insert(0, {root!r})
+from tests.fake_ami import FakeAmi
+async def main():
+    blob = open({blob!r}, "rb").read()
+    async with FakeAmi(secret="bench") as fake:
+        print(fake.port, flush=True)
+        conn = await fake.accept(timeout=60)
+        for i in range(0, len(blob), 1 << 16):
+            conn.writer.write(blob[i:i + (1 << 16)])
+            await conn.writer.drain()
+        await asyncio.sleep(3600)
+asyncio.run(main())
+"""
+
+
+def rss_mb() -> float:
+    with Path("/proc/self/status").open() as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def run_bridge(url: str, port: int, total: int, prefix: str) -> dict[str, float]:
+    node = config.NodeSettings(name="bench", port=port, secret=config.Secret("bench"),
+                               ping_interval=30, connect_timeout=10)  # fmt: skip
+    spool = tempfile.mkdtemp(prefix="ccbench")
+    settings = replace(
+        config.load(environ={"CALLCENTER_CONFIG": ""}),
+        nodes=(node,),
+        database=config.DatabaseSettings(url=url),
+        mqtt=config.MqttSettings(topic_prefix=prefix),
+        bridge=config.BridgeSettings(spool_dir=spool),
+    )
+    bridge = Bridge(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(bridge.run(stop))
+    n = bridge.nodes[0]
+    started = 0.0
+    early_rss = 0.0
+    while n.counters.events == 0:
+        await asyncio.sleep(0.001)
+    started = time.perf_counter()
+    while n.counters.events < total:
+        await asyncio.sleep(0.05)
+        if not early_rss and n.counters.events >= total // 5:
+            early_rss = rss_mb()
+        if time.perf_counter() - started > 600:
+            raise RuntimeError(f"only {n.counters.events} of {total} events in 600 s")
+    # Done when every row is committed and every message published.
+    while bridge.writer.pending or bridge.publisher._dirty or bridge.publisher._events:
+        await asyncio.sleep(0.01)
+    await bridge.writer.flush()
+    elapsed = time.perf_counter() - started
+    late_rss = rss_mb()
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    return {
+        "ami.events_per_s": n.counters.events / elapsed,
+        "ami.rss_growth_mb": late_rss - early_rss,
+        "ami.events": float(n.counters.events),
+        "ami.rows_written": float(bridge.writer.rows_written),
+        "ami.mqtt_published": float(bridge.publisher.published),
+    }
+
+
+def run() -> dict[str, float]:
+    blob, total = build_stream(EVENTS)
+    theirs, ours = raw_parse_rates(blob)
+    name = f"cc_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = f"{SERVER}/{name}"
+    engine = db.make_engine(config.DatabaseSettings(url=url))
+    db.upgrade(engine)
+    engine.dispose()
+    with tempfile.NamedTemporaryFile(suffix=".ami", delete=False) as f:
+        f.write(blob)
+        blob_path = f.name
+    peer = subprocess.Popen(
+        [sys.executable, "-c", PEER.format(root=str(HERE.parent), blob=blob_path)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "CALLCENTER_TRACES": str(TRACES)},
+    )  # fmt: skip
+    try:
+        assert peer.stdout is not None
+        port = int(peer.stdout.readline())
+        figures = asyncio.run(run_bridge(url, port, total, f"ccbench-{secrets.token_hex(3)}"))
+    finally:
+        peer.kill()
+        peer.wait()
+        Path(blob_path).unlink()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    figures["ami.raw_parse_per_s"] = theirs
+    figures["ami.parse_per_s"] = ours
+    figures["ami.end_to_end_vs_raw_parse"] = figures["ami.events_per_s"] / theirs
+    return figures
+
+
+if __name__ == "__main__":
+    for key, value in run().items():
+        print(f"{key:32} {value:14,.1f}")
