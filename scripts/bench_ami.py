@@ -137,7 +137,7 @@ async def run_bridge(url: str, port: int, total: int, prefix: str) -> dict[str, 
         config.load(environ={"CALLCENTER_CONFIG": ""}),
         nodes=(node,),
         database=config.DatabaseSettings(url=url),
-        mqtt=config.MqttSettings(topic_prefix=prefix),
+        mqtt=config.MqttSettings(topic_prefix=prefix, client_id=prefix),
         bridge=config.BridgeSettings(spool_dir=spool),
     )
     bridge = Bridge(settings)
@@ -156,9 +156,8 @@ async def run_bridge(url: str, port: int, total: int, prefix: str) -> dict[str, 
         if time.perf_counter() - started > 600:
             raise RuntimeError(f"only {n.counters.events} of {total} events in 600 s")
     # Done when every row is committed and every message published.
-    while bridge.writer.pending or bridge.publisher._dirty or bridge.publisher._events:
+    while not bridge.writer.idle or bridge.publisher._dirty or bridge.publisher._events:
         await asyncio.sleep(0.01)
-    await bridge.writer.flush()
     elapsed = time.perf_counter() - started
     late_rss = rss_mb()
     stop.set()

@@ -58,6 +58,7 @@ def expected_calls(scenario: str) -> dict[str, Expected]:
 
 
 def bridge_settings(base: config.Settings, port: int, tmp: Path, **bridge: Any) -> config.Settings:
+    tag = secrets.token_hex(4)
     node = config.NodeSettings(
         name="pbx-test", port=port, secret=config.Secret("s3cret"), connect_timeout=2.0,
         ping_interval=5.0, ping_timeout=2.0,
@@ -65,7 +66,8 @@ def bridge_settings(base: config.Settings, port: int, tmp: Path, **bridge: Any) 
     return dataclasses.replace(
         base,
         nodes=(node,),
-        mqtt=config.MqttSettings(topic_prefix=f"cctest-{secrets.token_hex(4)}"),
+        # Own prefix and client id: test runs may overlap on one broker.
+        mqtt=config.MqttSettings(topic_prefix=f"cctest-{tag}", client_id=f"cctest-{tag}"),
         bridge=config.BridgeSettings(spool_dir=str(tmp / "spool"), flush_interval=0.2, **bridge),
     )
 
@@ -311,13 +313,18 @@ async def test_malformed_and_unknown_events_are_kept_not_fatal(
     assert counters.malformed >= 2
     with clean_db.connect() as db:
         errors = db.execute(
-            sa.text("SELECT event, error, fields FROM call_events WHERE error IS NOT NULL")
+            sa.text(
+                "SELECT event, error, raw, fields FROM call_event_fields WHERE error IS NOT NULL"
+            )
         ).all()
         unknown = db.scalar(sa.text("SELECT count(*) FROM call_events WHERE event='SomethingNew'"))
     assert unknown == 1
     assert {e.event for e in errors} >= {"QueueMemberStatus", "Broken"}
     broken = next(e for e in errors if e.event == "Broken")
-    assert "no colon here" in broken.fields["_raw"]
+    assert "no colon here" in broken.raw
+    status = next(e for e in errors if e.event == "QueueMemberStatus")
+    assert status.fields == {"Event": "QueueMemberStatus", "Privilege": "agent,all",
+                             "Queue": "sales", "Status": "lots"}  # fmt: skip
     assert_matches_queue_log(calls(clean_db), "inbound-answered")
 
 

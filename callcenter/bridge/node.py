@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -171,9 +171,7 @@ class NodeBridge:
     async def _received(self, item: Received) -> None:
         frame = item.frame
         if isinstance(frame, FrameTooLarge):
-            self._audit_raw(
-                item.at, "", {"prefix": frame.prefix}, f"frame over {frame.limit} chars"
-            )
+            self._audit_raw(item.at, "", frame.prefix, f"frame over {frame.limit} chars")
             self.counters.malformed += 1
             return
         if (
@@ -192,11 +190,8 @@ class NodeBridge:
             self.counters.by_malformed[event.name] = (
                 self.counters.by_malformed.get(event.name, 0) + 1
             )
-            raw = frame.raw if isinstance(frame, MalformedMessage) else None
-            fields = dict(event.fields)
-            if raw is not None:
-                fields["_raw"] = raw
-            self._audit_raw(event.time, event.name, fields, event.error)
+            raw = frame.raw if isinstance(frame, MalformedMessage) else frame.text
+            self._audit_raw(event.time, event.name, raw, event.error, event.fields)
             return
         if self.audit:
             self._audit(frame, event)
@@ -209,12 +204,8 @@ class NodeBridge:
             log.exception("ami %s: cannot apply %s", self.name, type(event).__name__)
             self.counters.malformed += 1
             self.counters.last_error = f"{type(event).__name__}: {exc!r}"
-            self._audit_raw(
-                event.time,
-                type(event).__name__,
-                dict(frame.fields) if isinstance(frame, Message) else {},
-                f"core: {exc!r}",
-            )
+            raw = frame.text if isinstance(frame, Message) else frame.raw
+            self._audit_raw(event.time, type(event).__name__, raw, f"core: {exc!r}")
             return
         self.emit(changes)
         if isinstance(event, ev.FullyBooted):
@@ -230,16 +221,24 @@ class NodeBridge:
                 await self._reconcile(lost)
 
     def _audit(self, frame: Message | MalformedMessage, event: ev.Event) -> None:
-        fields = dict(frame.fields) if isinstance(frame, Message) else {}
-        name = fields.get("Event", type(event).__name__)
-        self.writer.batch.events.append(
-            event_row(self.name, self._key(), event.time, name, fields, None)
-        )
+        if isinstance(frame, Message):
+            f = frame.fields
+            row = event_row(self.name, self._key(), event.time, f.get("Event", ""), frame.text,
+                            None, f.get("Uniqueid"), f.get("Linkedid"))  # fmt: skip
+        else:
+            row = event_row(self.name, self._key(), event.time, "", frame.raw, frame.error,
+                            None, None)  # fmt: skip
+        self.writer.batch.events.append(row)
 
-    def _audit_raw(self, at: float, name: str, fields: dict[str, str], error: str) -> None:
+    def _audit_raw(
+        self, at: float, name: str, raw: str, error: str,
+        fields: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        f = fields or {}
         self.writer.batch.events.append(
-            event_row(self.name, self._key(), at, name or "(malformed)", fields, error)
-        )
+            event_row(self.name, self._key(), at, name or "(malformed)", raw, error,
+                      f.get("Uniqueid"), f.get("Linkedid"))
+        )  # fmt: skip
 
     # --- resync -------------------------------------------------------------------------
 

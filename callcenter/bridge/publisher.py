@@ -24,7 +24,7 @@ import collections
 import json
 import logging
 import socket
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import aiomqtt
@@ -45,18 +45,15 @@ def topic_part(text: str) -> str:
     return text.translate(_TOPIC_UNSAFE) or "%00"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value if not isinstance(value, str) else str(value)
-    return str(value)
+QUEUE_FIELDS = tuple(f.name for f in fields(QueueSnapshot))
 
 
+# Payloads are built from the records' own fields: json encodes their StrEnums as their
+# values and tuples as lists, so no conversion pass is needed (this runs per change).
 def queue_payload(q: QueueSnapshot) -> dict[str, Any]:
-    return {"v": VERSION, "type": "queue", **_plain(asdict(q))}
+    payload: dict[str, Any] = {"v": VERSION, "type": "queue"}
+    payload.update((f, getattr(q, f)) for f in QUEUE_FIELDS)
+    return payload
 
 
 def agent_payload(a: Agent) -> dict[str, Any]:
@@ -66,7 +63,7 @@ def agent_payload(a: Agent) -> dict[str, Any]:
         "node": a.node,
         "agent": a.name,
         "interface": a.interface,
-        "state": str(a.state),
+        "state": a.state,
         "reason": a.reason,
         "since": a.since,
         "logged_in_at": a.logged_in_at,
@@ -90,7 +87,9 @@ CALL_FIELDS = (
 
 
 def call_payload(c: Call) -> dict[str, Any]:
-    return {"v": VERSION, "type": "call", **{f: _plain(getattr(c, f)) for f in CALL_FIELDS}}
+    payload: dict[str, Any] = {"v": VERSION, "type": "call"}
+    payload.update((f, getattr(c, f)) for f in CALL_FIELDS)
+    return payload
 
 
 class Publisher:
@@ -157,6 +156,8 @@ class Publisher:
             s.port,
             username=s.username or None,
             password=s.password.reveal() or None,
+            # Stable by default: a restarted bridge takes over its predecessor's session, so
+            # the stale will ("offline") fires before the new "online", not after it.
             identifier=s.client_id or f"callcenter-bridge-{socket.gethostname()}",
             keepalive=s.keepalive,
             timeout=10,
@@ -178,6 +179,8 @@ class Publisher:
                     await self._pump(client)
                     return  # stopped
             except aiomqtt.MqttError as exc:
+                if self._stopping:
+                    return
                 if self.connected:
                     log.warning("mqtt: connection lost (%s); reconnecting", exc)
                 self.connected = False

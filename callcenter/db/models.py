@@ -286,10 +286,14 @@ class Call(Base):
 
 
 class CallEvent(Base):
-    """Append-only audit log: every normalized AMI event the bridge saw, and every one it could
-    not parse (``error`` set, ``fields`` holding what was readable).
+    """Append-only audit log: every AMI frame the bridge received, exactly as it came
+    (``raw``, the frame text without its final blank line), with the columns audits search
+    by. Frames it could not parse are kept the same way, ``error`` saying why.
 
-    ``dedup_key`` makes re-spooling or replaying the same event a no-op.
+    The exact text is what an auditor and a replay need; JSON is derived on read by the
+    ``call_event_fields`` view (``ami_fields(raw)``), not paid for on every write.
+    ``dedup_key`` names one received frame (connection and place in it), so re-spooling the
+    same batch is a no-op while two identical frames Asterisk really sent are both kept.
     """
 
     __tablename__ = "call_events"
@@ -300,7 +304,7 @@ class CallEvent(Base):
     event: Mapped[str] = mapped_column(String(64))
     uniqueid: Mapped[str | None] = mapped_column(String(64))
     linkedid: Mapped[str | None] = mapped_column(String(64))
-    fields: Mapped[dict[str, Any]]
+    raw: Mapped[str] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     dedup_key: Mapped[str] = mapped_column(String(128))
 
