@@ -23,6 +23,7 @@ setup:
 	@scripts/setup.sh all
 
 run: setup
+	$(BIN)/callcenter config init --if-missing
 	$(BIN)/callcenter db upgrade
 	$(BIN)/callcenter run
 
@@ -33,6 +34,7 @@ check: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/lint_dialplans.py
 
 format: venv
 	$(BIN)/ruff format .

@@ -157,6 +157,30 @@ class AsteriskSettings:
     sip_port: int = 5060
     rtp_start: int = 10000
     rtp_end: int = 20000
+    # SIP and AMI listen here (media too unless it is 0.0.0.0).
+    bind_address: str = "127.0.0.1"
+    ami_permit: tuple[str, ...] = ("127.0.0.1/32",)
+    tls_port: int = 5061
+    tls_cert_file: str = ""  # TLS transport only when both cert and key are set
+    tls_key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkSettings:
+    """A SIP trunk to a provider (``[trunks.<name>]``)."""
+
+    name: str
+    host: str = ""
+    port: int = 5060
+    transport: str = "udp"  # udp | tcp | tls
+    dids: tuple[str, ...] = ()  # empty: any number is accepted
+    match: tuple[str, ...] = ()  # identify calls by source address; empty: host
+    username: str = ""
+    secret: Secret = Secret("")
+    register: bool = False
+    from_domain: str = ""
+    codecs: tuple[str, ...] = ("ulaw", "alaw")
+    outbound: bool = True  # the first outbound trunk by name carries callbacks and campaigns
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +208,7 @@ class Settings:
     reporting: ReportingSettings = ReportingSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
     bridge: BridgeSettings = BridgeSettings()
+    trunks: tuple[TrunkSettings, ...] = ()
     source: str = "defaults"
 
     def node(self, name: str) -> NodeSettings:
@@ -281,40 +306,48 @@ def _build(raw: dict[str, Any], source: str, origins: dict[str, str]) -> Setting
     def where(key: str) -> str:
         return origins.get(key, source)
 
-    unknown = set(raw) - set(_SECTIONS) - {"nodes"}
+    unknown = set(raw) - set(_SECTIONS) - {"nodes", "trunks"}
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
             f"{where(key)}: unknown setting {key!r} "
-            f"(sections: nodes, {', '.join(sorted(_SECTIONS))})"
+            f"(sections: nodes, trunks, {', '.join(sorted(_SECTIONS))})"
         )
     kwargs: dict[str, Any] = {"source": source}
     for section, cls in _SECTIONS.items():
         if section in raw:
             kwargs[section] = _section(cls, raw[section], section, where)
     if "nodes" in raw:
-        kwargs["nodes"] = _nodes(raw["nodes"], where)
+        kwargs["nodes"] = _named(NodeSettings, "nodes", raw["nodes"], where, required=True)
+    if "trunks" in raw:
+        kwargs["trunks"] = _named(TrunkSettings, "trunks", raw["trunks"], where, required=False)
     settings = Settings(**kwargs)
     _validate(settings, where)
     return settings
 
 
-def _nodes(value: Any, where: Callable[[str], str]) -> tuple[NodeSettings, ...]:
-    if not isinstance(value, dict) or not value:
+def _named(
+    cls: type[T], section: str, value: Any, where: Callable[[str], str], *, required: bool
+) -> tuple[T, ...]:
+    """``[<section>.<name>]`` tables (nodes, trunks) as settings objects with a ``name``."""
+    example = "pbx1" if section == "nodes" else "provider"
+    if not isinstance(value, dict) or (required and not value):
         raise ConfigError(
-            f"{where('nodes')}: nodes must be a table of named nodes, e.g. [nodes.pbx1]"
+            f"{where(section)}: {section} must be a table of named {section}, "
+            f"e.g. [{section}.{example}]"
         )
-    nodes = []
+    items = []
     for name, body in value.items():
+        key = f"{section}.{name}"
         if not NAME_RE.match(name):
             raise ConfigError(
-                f"{where('nodes.' + name)}: node name {name!r} must be lower-case letters, "
+                f"{where(key)}: name {name!r} in [{section}] must be lower-case letters, "
                 "digits, - or _"
             )
         if not isinstance(body, dict):
-            raise ConfigError(f"{where('nodes.' + name)}: nodes.{name} must be a table")
-        nodes.append(_section(NodeSettings, {**body, "name": name}, f"nodes.{name}", where))
-    return tuple(nodes)
+            raise ConfigError(f"{where(key)}: {key} must be a table")
+        items.append(_section(cls, {**body, "name": name}, key, where))
+    return tuple(items)
 
 
 def _section(cls: type[T], value: Any, prefix: str, where: Callable[[str], str]) -> T:
@@ -338,6 +371,12 @@ def _coerce(kind: Any, value: Any, key: str, origin: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(bad + "a string")
         return value
+    if kind == "tuple[str, ...]":
+        if isinstance(value, str):  # from the environment: comma-separated
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(bad + "a list of strings")
     if kind == "Secret":
         if not isinstance(value, str):
             raise ConfigError(f"{origin}: {key} must be a string")
@@ -409,6 +448,20 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
     _positive(s.bridge.queue_refresh, "bridge.queue_refresh", where)
     if not s.asterisk.rtp_start < s.asterisk.rtp_end:
         raise ConfigError(f"{where('asterisk.rtp_start')}: asterisk.rtp_start must be < rtp_end")
+    if s.asterisk.rtp_start % 2:
+        # RTP uses even ports (RTCP the odd one above); Asterisk would round it and warn.
+        raise ConfigError(f"{where('asterisk.rtp_start')}: asterisk.rtp_start must be even")
+    _port(s.asterisk.tls_port, "asterisk.tls_port", where)
+    for trunk in s.trunks:
+        key = f"trunks.{trunk.name}"
+        if not trunk.host:
+            raise ConfigError(f"{where(key + '.host')}: {key}.host must name the provider")
+        _port(trunk.port, f"{key}.port", where)
+        if trunk.transport not in ("udp", "tcp", "tls"):
+            raise ConfigError(
+                f"{where(key + '.transport')}: {key}.transport = {trunk.transport!r} is not "
+                "udp, tcp or tls"
+            )
     if s.reporting.short_abandon_seconds < 0:
         raise ConfigError(
             f"{where('reporting.short_abandon_seconds')}: "
@@ -505,6 +558,26 @@ queue_refresh = 60.0     # seconds between reloads of queue settings from the da
 binary = ""              # empty: $ASTERISK_BIN, then PATH
 directory = "var/asterisk"
 sip_port = 5060
-rtp_start = 10000
+rtp_start = 10000         # even
 rtp_end = 20000
+bind_address = "127.0.0.1"   # SIP and AMI listen here
+ami_permit = ["127.0.0.1/32"]
+tls_port = 5061
+tls_cert_file = ""        # TLS transport only when both cert and key are set
+tls_key_file = ""
+
+# SIP trunks to providers, one table each (none by default). Calls from a trunk enter the
+# IVR; the first outbound trunk by name carries callbacks and campaigns.
+# [trunks.provider]
+# host = "sip.example.net"
+# port = 5060
+# transport = "udp"        # udp | tcp | tls
+# dids = ["+34910000000"]  # empty: any number is accepted
+# match = ["203.0.113.0/24"]  # identify by source address; empty: host
+# username = ""
+# secret = ""              # better: CALLCENTER_TRUNKS__PROVIDER__SECRET
+# register = false
+# from_domain = ""
+# codecs = ["ulaw", "alaw"]
+# outbound = true
 """

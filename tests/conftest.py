@@ -84,7 +84,8 @@ def clean_db(engine: Engine) -> Engine:
 
 @pytest.fixture
 def settings(database_url: str) -> config.Settings:
-    return config.load(environ={"CALLCENTER_DATABASE__URL": database_url})
+    # No settings file: a developer's callcenter.toml must not leak into the tests.
+    return config.load(environ={"CALLCENTER_DATABASE__URL": database_url, "CALLCENTER_CONFIG": ""})
 
 
 def count(engine: Engine, table: str) -> int:

@@ -128,8 +128,9 @@ async def test_originate_always_async_and_injection_refused() -> None:
         )
         await rec.wait(lambda r: r.count(Connected) == 1)
         session = next(i.session for i in rec.items if isinstance(i, Connected))
-        reply = await session.originate(Channel="Local/1@x", Application="Wait", Data="1",
-                                        Async="false")  # fmt: skip
+        reply = await session.originate(
+            {"Channel": "Local/1@x", "Application": "Wait", "Data": "1", "Async": "false"}
+        )
         assert reply.ok
         sent = [a for a in conn.actions if a["Action"] == "Originate"]
         assert sent[0]["Async"] == "true"

@@ -27,6 +27,8 @@ TABLES = {
     "queue_log",
     "callbacks",
     "survey_answers",
+    "users",
+    "tv_tokens",
 }
 
 

@@ -290,11 +290,12 @@ class AmiSession:
         """Reading is paused because the handler is behind: the peer is talking."""
         return self._protocol.paused
 
-    async def originate(self, timeout: float = 10.0, **fields: ActionValue) -> Reply:
-        """Originate, always with ``Async: true``: the outcome arrives later as an
-        ``OriginateResponse`` event carrying this action's ActionID."""
-        fields = {k: v for k, v in fields.items() if k.lower() != "async"}
-        return await self.send({"Action": "Originate", **fields, "Async": "true"}, timeout=timeout)
+    async def originate(self, fields: Mapping[str, ActionValue], *, timeout: float = 10.0) -> Reply:
+        """Originate ``fields`` (Channel, Context/Exten/Priority or Application/Data,
+        Variable, CallerID, Timeout...), always with ``Async: true``: the outcome arrives later
+        as an ``OriginateResponse`` event carrying this action's ActionID."""
+        headers = {k: v for k, v in fields.items() if k.lower() not in ("async", "action")}
+        return await self.send({"Action": "Originate", **headers, "Async": "true"}, timeout=timeout)
 
     async def ping(self, timeout: float) -> None:
         reply = await self.send({"Action": "Ping"}, timeout=timeout)

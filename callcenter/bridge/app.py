@@ -23,8 +23,17 @@ from callcenter.bridge.store import CallLogWriter
 from callcenter.config import Settings
 from callcenter.db import engine as db
 from callcenter.db.models import Queue
+from callcenter.domain import Direction
 
 log = logging.getLogger(__name__)
+
+
+#: What our dialplans (dialplans/*.conf.j2) tell the core, by context and channel variable:
+#: calls enter at [from-trunk] (inbound) or [outbound-campaign] (the dialer's Originate);
+#: [inbound-queue] passes Queue()'s explicit timeout in QUEUE_TIMEOUT; the IVR sets IVR_PATH.
+CALL_CONTEXTS = {"from-trunk": Direction.INBOUND, "outbound-campaign": Direction.OUTBOUND}
+TIMEOUT_VARIABLE = "QUEUE_TIMEOUT"
+IVR_PATH_VARIABLE = "IVR_PATH"
 
 
 def spool_path(settings: Settings) -> Path:
@@ -45,7 +54,10 @@ def load_core_config(settings: Settings) -> core.CoreConfig:
         queues={
             name: core.QueueConfig(wrapup_seconds=float(wrap), max_wait_seconds=float(wait))
             for name, wrap, wait in rows
-        }
+        },
+        call_contexts=CALL_CONTEXTS,
+        timeout_variable=TIMEOUT_VARIABLE,
+        ivr_path_variable=IVR_PATH_VARIABLE,
     )
 
 
@@ -75,6 +87,26 @@ class Bridge:
         ]
         self.clients = [AmiClient(n.node) for n in self.nodes]
 
+    async def _check_schema(self) -> None:
+        def status() -> db.SchemaStatus:
+            engine = db.make_engine(self.settings.database, poolclass=sa.pool.NullPool)
+            try:
+                return db.status(engine)
+            finally:
+                engine.dispose()
+
+        try:
+            st = await asyncio.to_thread(status)
+        except Exception as exc:  # unreachable: the writer spools and says so
+            log.warning("bridge: cannot check the database schema (%s)", exc)
+            return
+        if not st.up_to_date:
+            log.error(
+                "bridge: the database schema is at %s, this code needs %s: run "
+                "`callcenter db upgrade` (until then the call log waits in the spool)",
+                st.current or "nothing", st.head,
+            )  # fmt: skip
+
     async def _refresh_config(self) -> None:
         while True:
             try:
@@ -98,6 +130,7 @@ class Bridge:
             writer = tg.create_task(self.writer.run(), name="calllog-writer")
             publisher = tg.create_task(self.publisher.run(), name="mqtt-publisher")
             others = [
+                tg.create_task(self._check_schema(), name="schema-check"),
                 tg.create_task(self._refresh_config(), name="queue-settings"),
                 tg.create_task(self._ticker(), name="wrapup-ticker"),
             ]

@@ -249,7 +249,16 @@ class CallLogWriter:
 
     def _database_down(self, exc: BaseException) -> None:
         if self.database_up or not self.last_error:
-            log.error("call log: database unavailable (%s); spooling to %s", exc, self.spool.path)
+            # Unreachable or refusing (e.g. a schema behind the code): either way the rows
+            # wait in the spool, and are written once the database takes them.
+            what = (
+                "unavailable"
+                if isinstance(exc, psycopg.OperationalError | OSError)
+                else ("refused the batch")
+            )
+            log.error("call log: database %s (%s); spooling to %s", what,
+                      str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc),
+                      self.spool.path)  # fmt: skip
         self.database_up = False
         self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
 

@@ -68,10 +68,10 @@ def show(ctx: click.Context, as_json: bool) -> None:
     for section, body in data.items():
         if section == "source":
             continue
-        if section == "nodes":
-            for node in body:
-                click.echo(f"[nodes.{node['name']}]")
-                for k, v in node.items():
+        if section in ("nodes", "trunks"):
+            for item in body:
+                click.echo(f"[{section}.{item['name']}]")
+                for k, v in item.items():
                     if k != "name":
                         click.echo(f"{k} = {json.dumps(v)}")
             continue

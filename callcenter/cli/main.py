@@ -6,6 +6,7 @@ import click
 
 from callcenter import __version__
 from callcenter.cli.agents_cmd import agents
+from callcenter.cli.asterisk_cmd import asterisk
 from callcenter.cli.calls_cmd import calls
 from callcenter.cli.config_cmd import config_group
 from callcenter.cli.context import AppContext
@@ -33,7 +34,18 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.call_on_close(obj.close)
 
 
-for command in (agents, queues, calls, report, doctor, db_group, config_group, ami, run):
+for command in (
+    agents,
+    queues,
+    calls,
+    report,
+    doctor,
+    db_group,
+    config_group,
+    asterisk,
+    ami,
+    run,
+):
     cli.add_command(command)
 
 

@@ -37,13 +37,19 @@ def ami(ctx: click.Context, log_level: str) -> None:
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, log_level: str) -> None:
-    """Run the call center's services in one process (today: the AMI bridge), until SIGTERM
-    or Ctrl-C."""
+    """Run the call center until SIGTERM or Ctrl-C: a private Asterisk (when [nodes.local]
+    is on this machine and Asterisk is installed; otherwise it says why not) and the AMI
+    bridge."""
+    from callcenter.asterisk.child import run_private_asterisk
     from callcenter.bridge.app import Bridge
 
     settings = app(ctx).settings
     service.setup_logging(log_level)
-    parts: list[service.Main] = [Bridge(settings).run]
+
+    async def asterisk(stop: asyncio.Event) -> None:
+        await run_private_asterisk(settings, stop)
+
+    parts: list[service.Main] = [asterisk, Bridge(settings).run]
 
     async def main(stop: asyncio.Event) -> None:
         await service.run_all(parts, stop)

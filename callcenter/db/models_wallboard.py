@@ -1,0 +1,63 @@
+"""Tables of the wallboard (migration 0003): supervisors who log in, and read-only TV tokens.
+
+They live in their own module so ``models.py`` (the call log) stays with its owner; they share
+its :class:`~callcenter.db.models.Base`, hence its metadata and naming convention. Anything
+that needs the full metadata (Alembic's ``env.py``, the migration test) must import this module
+(``callcenter.db`` does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, CheckConstraint, Index, Integer, String, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callcenter.db.models import Base
+
+#: Who may do what on the wallboard: both roles see everything and may pause, unpause and log
+#: out agents; ``admin`` is kept apart for what only administrators may do later.
+ROLES = ("supervisor", "admin")
+
+
+class User(Base):
+    """A supervisor who logs in to the wallboard. ``password_hash`` is argon2id (PHC string)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="supervisor")
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("name ~ '^[A-Za-z0-9][A-Za-z0-9_.@-]*$'", name="name_format"),
+        CheckConstraint("role IN ('supervisor','admin')", name="role_known"),
+    )
+
+
+class TvToken(Base):
+    """A read-only token for a screen that shows the board without anyone logging in.
+
+    Only the SHA-256 of the token is stored: the token is 256 random bits, so a slow hash adds
+    nothing, and a digest can be looked up by equality. ``label`` names the screen; it is
+    unique among tokens not revoked, so ``users token revoke LABEL`` means one token.
+    """
+
+    __tablename__ = "tv_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index(
+            "ix_tv_tokens_label_active",
+            "label",
+            unique=True,
+            postgresql_where=text("NOT revoked"),
+        ),
+    )
