@@ -118,6 +118,18 @@ class AgiSettings:
     port: int = 4573
     max_sessions: int = 1000
     command_timeout: float = 60.0
+    # The IVR service (callcenter.agi.options documents each one).
+    node: str = ""  # the node whose AMI the feature codes and callbacks use; empty: the first
+    sounds_dir: str = ""  # where prompts are checked; empty: the Asterisk installation's
+    history_calls: int = 5
+    history_days: int = 90
+    preferred_agent_days: int = 0  # 0: never ring a returning caller's last agent first
+    preferred_agent_seconds: int = 15
+    screenpop_ttl: int = 3600
+    callback_attempts: int = 3
+    callback_retry_seconds: float = 120.0
+    callback_expiry_hours: float = 12.0
+    callback_dial: str = "PJSIP/{number}@{trunk}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +221,8 @@ class Settings:
     asterisk: AsteriskSettings = AsteriskSettings()
     bridge: BridgeSettings = BridgeSettings()
     trunks: tuple[TrunkSettings, ...] = ()
+    # The [ivr.<name>] tables, raw: callcenter.agi.ivr.load_ivrs checks them (with the sounds).
+    ivr: dict[str, Any] = field(default_factory=dict)
     source: str = "defaults"
 
     def node(self, name: str) -> NodeSettings:
@@ -306,12 +320,12 @@ def _build(raw: dict[str, Any], source: str, origins: dict[str, str]) -> Setting
     def where(key: str) -> str:
         return origins.get(key, source)
 
-    unknown = set(raw) - set(_SECTIONS) - {"nodes", "trunks"}
+    unknown = set(raw) - set(_SECTIONS) - {"nodes", "trunks", "ivr"}
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(
             f"{where(key)}: unknown setting {key!r} "
-            f"(sections: nodes, trunks, {', '.join(sorted(_SECTIONS))})"
+            f"(sections: ivr, nodes, trunks, {', '.join(sorted(_SECTIONS))})"
         )
     kwargs: dict[str, Any] = {"source": source}
     for section, cls in _SECTIONS.items():
@@ -321,6 +335,10 @@ def _build(raw: dict[str, Any], source: str, origins: dict[str, str]) -> Setting
         kwargs["nodes"] = _named(NodeSettings, "nodes", raw["nodes"], where, required=True)
     if "trunks" in raw:
         kwargs["trunks"] = _named(TrunkSettings, "trunks", raw["trunks"], where, required=False)
+    if "ivr" in raw:
+        if not isinstance(raw["ivr"], dict):
+            raise ConfigError(f"{where('ivr')}: [ivr] must hold tables of IVRs, e.g. [ivr.main]")
+        kwargs["ivr"] = raw["ivr"]
     settings = Settings(**kwargs)
     _validate(settings, where)
     return settings
@@ -442,6 +460,10 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
     _port(s.asterisk.sip_port, "asterisk.sip_port", where)
     _positive(s.agi.max_sessions, "agi.max_sessions", where)
     _positive(s.agi.command_timeout, "agi.command_timeout", where)
+    if s.agi.node and s.agi.node not in {n.name for n in s.nodes}:
+        raise ConfigError(f"{where('agi.node')}: agi.node = {s.agi.node!r} names no node")
+    for key in ("history_calls", "screenpop_ttl", "callback_attempts", "callback_expiry_hours"):
+        _positive(getattr(s.agi, key), f"agi.{key}", where)
     _positive(s.database.connect_timeout, "database.connect_timeout", where)
     _positive(s.bridge.spool_max_mb, "bridge.spool_max_mb", where)
     _positive(s.bridge.flush_interval, "bridge.flush_interval", where)
@@ -534,6 +556,30 @@ host = "127.0.0.1"
 port = 4573
 max_sessions = 1000
 command_timeout = 60.0
+node = ""                # the node whose AMI feature codes and callbacks use; empty: the first
+sounds_dir = ""          # where IVR prompts are checked; empty: the Asterisk installation's
+history_calls = 5        # caller history: how many past calls, from how many days back
+history_days = 90
+preferred_agent_days = 0      # >0: a returning caller rings their last agent first (bypasses
+                              # Queue(), so such calls are not in the queue's figures)
+preferred_agent_seconds = 15
+screenpop_ttl = 3600     # seconds the broker keeps a screen-pop
+callback_attempts = 3    # dials of the customer before a callback fails
+callback_retry_seconds = 120.0
+callback_expiry_hours = 12.0
+callback_dial = "PJSIP/{number}@{trunk}"   # {trunk}: the first outbound trunk
+
+# IVRs: one [ivr.<name>] table each, checked by `callcenter ivr check` (see
+# callcenter/agi/ivr.py for every key). The ivr script's arg 1 (the DID) picks one by `dids`.
+# [ivr.main]
+# start = "welcome"
+# dids = ["100"]
+# [ivr.main.nodes.welcome]
+# prompt = "hello-world"
+# choices = { "1" = "sales" }
+# [ivr.main.nodes.sales]
+# target = "queue"
+# queue = "sales"
 
 [wallboard]
 host = "127.0.0.1"

@@ -9,6 +9,7 @@ is reachable from an entry point; and that asterisklint finds nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.agi.callback import originate_fields
+from callcenter.agi.callback_store import CallbackRow
 from callcenter.asterisk import conffile, sample
 from callcenter.asterisk.conffile import Dialplan, Priority, split_args
 from callcenter.asterisk.render import (
@@ -179,18 +182,31 @@ def test_every_include_exists(plan: Dialplan) -> None:
 
 
 def test_local_channels_and_originate_targets_exist(plan: Dialplan) -> None:
-    seen = 0
+    """Every Local channel and Originate target, in the dialplan and in the Originate our
+    callback service sends over AMI (the placeholder of a queue callback)."""
+    row = CallbackRow(
+        id=1, node="local", queue="sales", number="5551230001", caller_uniqueid="1.1",
+        requested_at=dt.datetime.now(dt.UTC), priority=0, position=3, status="pending",
+        attempts=0, last_attempt_at=None, dial="PJSIP/5551230001@provider", placeholder=None,
+        placed_at=None, agent=None,
+    )  # fmt: skip
+    fields = originate_fields(row, 120, dt.datetime.now(dt.UTC))
+    channels = [str(fields["Channel"])]
+    targets = [f"{fields['Context']},{fields['Exten']},{fields['Priority']}"]
     for step in plan.priorities():
         args = split_args(step.data)
-        locals_ = [a for a in args if a.startswith("Local/")]
-        for channel in locals_:
-            exten, _, context = channel.removeprefix("Local/").split("/")[0].partition("@")
-            assert context in plan.contexts, f"{step.file}:{step.line}: {channel}"
-            assert extensions_matching(plan, context, exten), f"{step.file}:{step.line}"
-            seen += 1
+        channels += [a for a in args if a.startswith("Local/")]
         if step.app == "Originate" and len(args) >= 5 and args[1] == "exten":
-            assert_target(plan, step, f"{args[2]},{args[3]},{args[4]}")
-    assert seen >= 1
+            targets.append(f"{args[2]},{args[3]},{args[4]}")
+    for channel in channels:
+        exten, _, context = channel.removeprefix("Local/").split("/")[0].partition("@")
+        assert context in plan.contexts, channel
+        assert extensions_matching(plan, context, exten), channel
+    for target in targets:
+        context, exten, priority = target.split(",")
+        assert context in plan.contexts, target
+        assert extensions_matching(plan, context, exten), target
+        assert priority == "1", target
 
 
 def test_contexts_named_by_other_files_exist(rendered: dict[str, bytes], plan: Dialplan) -> None:

@@ -107,6 +107,7 @@ LOADED_MODULES: Mapping[str, str] = {
     "func_callerid.so": "CALLERID()",
     "func_cdr.so": "CDR() in cdr_custom.conf",
     "func_channel.so": "CHANNEL()",
+    "func_devstate.so": "DEVICE_STATE(): the preferred agent is rung first only when free",
     "func_logic.so": "IF()",
     "func_strings.so": "FILTER(), CSV_QUOTE()",
     "res_cdrel_custom.so": "the writer behind cdr_custom and cel_custom (Asterisk 22)",

@@ -6,6 +6,7 @@ import click
 
 from callcenter import __version__
 from callcenter.cli.agents_cmd import agents
+from callcenter.cli.agi_cmd import agi, agi_stdio, callbacks_group, ivr_group
 from callcenter.cli.asterisk_cmd import asterisk
 from callcenter.cli.calls_cmd import calls
 from callcenter.cli.config_cmd import config_group
@@ -44,6 +45,10 @@ for command in (
     config_group,
     asterisk,
     ami,
+    agi,
+    agi_stdio,
+    ivr_group,
+    callbacks_group,
     run,
 ):
     cli.add_command(command)

@@ -58,8 +58,12 @@ class Callback(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
     last_attempt_at: Mapped[dt.datetime | None]
-    # Name of the placeholder Local channel (";1" half) once originated.
+    # How the customer is dialled (the Dial() string), resolved when the caller asked.
+    dial: Mapped[str] = mapped_column(String(200), default="")
+    # The ChannelId (uniqueid) we gave the placeholder's ";1" half, and when we originated it;
+    # its ";2" half (waiting in the queue) is the same id with "-q".
     placeholder: Mapped[str | None] = mapped_column(String(128))
+    placed_at: Mapped[dt.datetime | None]
     agent: Mapped[str | None] = mapped_column(String(64))
     completed_at: Mapped[dt.datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
