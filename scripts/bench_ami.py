@@ -113,9 +113,15 @@ async def main():
     async with FakeAmi(secret="bench") as fake:
         print(fake.port, flush=True)
         conn = await fake.accept(timeout=60)
-        for i in range(0, len(blob), 1 << 16):
-            conn.writer.write(blob[i:i + (1 << 16)])
+        # Whole frames per write: the replies to Ping go out between writes, and Asterisk
+        # never splices a reply into the middle of an event.
+        start = 0
+        while start < len(blob):
+            end = blob.find(b"\r\n\r\n", start + (1 << 16))
+            end = len(blob) if end < 0 else end + 4
+            conn.writer.write(blob[start:end])
             await conn.writer.drain()
+            start = end
         await asyncio.sleep(3600)
 asyncio.run(main())
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +147,19 @@ class Batch:
                 )
             case _:
                 pass  # snapshots for MQTT only
+
+    def slices(self, max_events: int) -> Iterator[Batch]:
+        """This batch as batches of at most ``max_events`` audit rows; calls, spans and
+        sessions ride with the first (they are few, and in order)."""
+        if len(self.events) <= max_events:
+            if self:
+                yield self
+            return
+        for start in range(0, len(self.events), max_events):
+            part = Batch(events=self.events[start : start + max_events])
+            if start == 0:
+                part.calls, part.spans, part.sessions = self.calls, self.spans, self.sessions
+            yield part
 
     def to_json(self) -> dict[str, Any]:
         return {

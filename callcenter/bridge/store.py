@@ -34,6 +34,10 @@ from callcenter.bridge.spool import Spool, SpoolFull
 log = logging.getLogger(__name__)
 
 
+#: Open-batch depth, in ``max_batch`` slices, at which the bridge stops reading AMI.
+BACKLOG_BATCHES = 4
+
+
 def conninfo(url: str) -> str:
     """A SQLAlchemy URL (``postgresql+psycopg://``) as a libpq one."""
     for prefix in ("postgresql+psycopg://", "postgresql+psycopg_async://"):
@@ -187,8 +191,13 @@ class CallLogWriter:
         return self._batch
 
     def poke(self) -> None:
-        if len(self._batch) >= self.max_batch:
+        size = len(self._batch)
+        if size >= self.max_batch:
             self._kick.set()
+            if size >= BACKLOG_BATCHES * self.max_batch and self.writable.is_set():
+                # The database is slower than Asterisk: stop reading AMI for a moment
+                # (Asterisk buffers) rather than let the batch, and memory, grow unbounded.
+                self.writable.clear()
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
@@ -220,32 +229,42 @@ class CallLogWriter:
             self._conn = None
 
     async def flush(self) -> None:
-        """Write the open batch (after the spool, if anything is spooled)."""
+        """Write the open batch (after the spool, if anything is spooled), in slices of at
+        most ``max_batch`` audit rows, each its own transaction with its own time-out."""
         batch, self._batch = self._batch, Batch()
-        if batch:
-            if self.spool:
-                self._to_spool(batch)
-            else:
+        parts = list(batch.slices(self.max_batch))
+        for i, part in enumerate(parts):
+            if not self.spool:
                 try:
-                    await self._write(batch)
+                    await self._write(part)
                     self.database_up = True
-                    return
+                    continue
                 except (psycopg.Error, OSError, TimeoutError) as exc:
                     self._database_down(exc)
-                    self._to_spool(batch)
+                    await self._drop_connection()
+            if not self._to_spool(part):
+                # Spool full: keep what is left in memory, oldest first, and stop reading.
+                self._requeue([*parts[i:], self._batch])
+                break
         if self.spool:
             await self.drain()
+        if not self.spool and len(self._batch) < self.max_batch:
+            self.writable.set()
 
-    def _to_spool(self, batch: Batch) -> None:
+    def _to_spool(self, batch: Batch) -> bool:
+        """Spool ``batch``; False (and stop reading AMI) when the spool is full."""
         try:
             self.spool.append(batch.to_json())
         except SpoolFull as exc:
-            # Keep the rows in memory and stop taking more until the database is back.
             log.error("%s: not reading AMI until the database is back", exc)
             self.writable.clear()
-            pending = self._batch
-            self._batch = batch
-            self.add(pending)
+            return False
+        return True
+
+    def _requeue(self, batches: list[Batch]) -> None:
+        self._batch = Batch()
+        for b in batches:
+            self.add(b)
 
     def _database_down(self, exc: BaseException) -> None:
         if self.database_up or not self.last_error:
@@ -303,7 +322,6 @@ class CallLogWriter:
             await self.flush()
         except Exception as exc:  # the process is ending: keep the rows on disk
             log.error("call log: final flush failed (%r); spooling", exc)
-            if self._batch:
-                self._to_spool(self._batch)
+            if self._batch and self._to_spool(self._batch):
                 self._batch = Batch()
         await self._drop_connection()
