@@ -138,6 +138,19 @@ class WallboardSettings:
     port: int = 8080
     # Signs session cookies. Empty: a random key per process (sessions end on restart).
     secret_key: Secret = Secret("")
+    # Colours: SL below sl_target, waiting_alert callers or more, a longest wait of
+    # longest_wait_alert seconds or more, an abandon rate above abandon_rate_alert.
+    sl_target: float = 0.80
+    waiting_alert: int = 5
+    longest_wait_alert: float = 60.0
+    abandon_rate_alert: float = 0.05
+    push_interval: float = 0.1  # least seconds between pushes to browsers
+    kpi_interval: float = 1.0  # least seconds between queries of today's figures
+    kpi_max_age: float = 30.0  # ...and at least this often
+    session_hours: float = 12.0
+    tv_session_days: float = 400.0  # browsers cap cookies at 400 days
+    login_attempts: int = 5  # failures per login_window, per address and per name
+    login_window: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +478,18 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
     for key in ("history_calls", "screenpop_ttl", "callback_attempts", "callback_expiry_hours"):
         _positive(getattr(s.agi, key), f"agi.{key}", where)
     _positive(s.database.connect_timeout, "database.connect_timeout", where)
+    w = s.wallboard
+    if not 0 < w.sl_target <= 1:
+        raise ConfigError(f"{where('wallboard.sl_target')}: wallboard.sl_target must be in (0, 1]")
+    if not 0 <= w.abandon_rate_alert <= 1:
+        raise ConfigError(
+            f"{where('wallboard.abandon_rate_alert')}: wallboard.abandon_rate_alert must be "
+            "in [0, 1]"
+        )
+    for key in ("push_interval", "kpi_interval", "kpi_max_age", "session_hours",
+                "tv_session_days", "login_window", "longest_wait_alert", "waiting_alert",
+                "login_attempts"):  # fmt: skip
+        _positive(getattr(w, key), f"wallboard.{key}", where)
     _positive(s.bridge.spool_max_mb, "bridge.spool_max_mb", where)
     _positive(s.bridge.flush_interval, "bridge.flush_interval", where)
     _positive(s.bridge.queue_refresh, "bridge.queue_refresh", where)
@@ -585,6 +610,19 @@ callback_dial = "PJSIP/{number}@{trunk}"   # {trunk}: the first outbound trunk
 host = "127.0.0.1"
 port = 8080
 secret_key = ""          # signs session cookies; empty: random per process
+# Colours on the board: SL under sl_target, waiting_alert callers or more, a longest wait of
+# longest_wait_alert seconds or more, an abandon rate above abandon_rate_alert.
+sl_target = 0.8
+waiting_alert = 5
+longest_wait_alert = 60.0
+abandon_rate_alert = 0.05
+push_interval = 0.1      # least seconds between pushes to browsers
+kpi_interval = 1.0       # least seconds between queries of today's figures
+kpi_max_age = 30.0       # ...and at least this often
+session_hours = 12.0
+tv_session_days = 400.0  # read-only TV screens stay logged in this long
+login_attempts = 5       # failed logins per login_window, per address and per name
+login_window = 300.0
 
 [reporting]
 # Abandons shorter than this many seconds are left out of offered, abandoned and SL.

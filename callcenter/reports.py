@@ -44,8 +44,9 @@ WITH c AS (
            coalesce(calls.talk_seconds, 0) + coalesce(calls.hold_seconds, 0)
              + coalesce(calls.wrapup_seconds, 0) AS handle,
            coalesce(q.service_level_seconds, :default_sl) AS sl_threshold,
-           (calls.outcome = 'abandoned' AND coalesce(calls.wait_seconds, 0) < :short_abandon)
-             AS short_abandon
+           -- coalesce: a call still waiting (outcome NULL) is offered, not a short abandon.
+           coalesce(calls.outcome = 'abandoned'
+                    AND coalesce(calls.wait_seconds, 0) < :short_abandon, false) AS short_abandon
       FROM calls
       LEFT JOIN queues q ON q.name = calls.queue
      WHERE calls.queue IS NOT NULL
@@ -98,7 +99,7 @@ SELECT agent, state, coalesce(reason, '') AS reason,
            )) AS seconds
   FROM agent_state_changes
  WHERE started_at < :until
-   AND coalesce(ended_at, :now) > :since
+   AND (ended_at > :since OR (ended_at IS NULL AND :now > :since))
    AND started_at < :now
    AND (CAST(:agent AS text) IS NULL OR agent = :agent)
  GROUP BY agent, state, coalesce(reason, '')

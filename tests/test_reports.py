@@ -138,6 +138,19 @@ def test_queue_figures(call_log: Engine) -> None:
     assert support.abandon_rate == 0
 
 
+def test_a_call_still_waiting_is_offered_and_in_progress(call_log: Engine) -> None:
+    with Session(call_log) as s, s.begin():
+        waiting = call(13, "support", "answered", 7)
+        waiting.outcome = None  # entered the queue, no end yet
+        waiting.answered_at = None
+        s.add(waiting)
+    support = make(call_log, ReportingSettings(short_abandon_seconds=5)).queues[1]
+    assert support.offered == 3  # offered = calls that entered a queue
+    assert support.in_progress == 1
+    assert support.answered == 2
+    assert support.service_level == pytest.approx(1 / 3)
+
+
 def test_rules_change_the_figures(call_log: Engine) -> None:
     rep = make(
         call_log, ReportingSettings(short_abandon_seconds=0, abandons_count_against_sl=False)

@@ -16,6 +16,7 @@ from callcenter.cli.doctor_cmd import doctor
 from callcenter.cli.queues_cmd import queues
 from callcenter.cli.report_cmd import report
 from callcenter.cli.services_cmd import ami, run
+from callcenter.cli.wallboard_cmd import users, wallboard
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,6 +50,8 @@ for command in (
     agi_stdio,
     ivr_group,
     callbacks_group,
+    wallboard,
+    users,
     run,
 ):
     cli.add_command(command)

@@ -38,11 +38,12 @@ def ami(ctx: click.Context, log_level: str) -> None:
 @handle_errors
 def run(ctx: click.Context, log_level: str) -> None:
     """Run the call center until SIGTERM or Ctrl-C: a private Asterisk (when [nodes.local]
-    is on this machine and Asterisk is installed; otherwise it says why not), the AMI bridge
-    and the IVR's FastAGI server."""
+    is on this machine and Asterisk is installed; otherwise it says why not), the AMI bridge,
+    the IVR's FastAGI server and the supervisors' wallboard."""
     from callcenter.agi.app import AgiService
     from callcenter.asterisk.child import run_private_asterisk
     from callcenter.bridge.app import Bridge
+    from callcenter.wallboard.app import Wallboard
 
     settings = app(ctx).settings
     service.setup_logging(log_level)
@@ -50,7 +51,12 @@ def run(ctx: click.Context, log_level: str) -> None:
     async def asterisk(stop: asyncio.Event) -> None:
         await run_private_asterisk(settings, stop)
 
-    parts: list[service.Main] = [asterisk, Bridge(settings).run, AgiService(settings).run]
+    parts: list[service.Main] = [
+        asterisk,
+        Bridge(settings).run,
+        AgiService(settings).run,
+        Wallboard(settings).run,
+    ]
 
     async def main(stop: asyncio.Event) -> None:
         await service.run_all(parts, stop)

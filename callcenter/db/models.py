@@ -204,6 +204,12 @@ class AgentStateChange(Base):
             postgresql_include=["state", "reason", "ended_at"],
         ),
         Index("ix_agent_state_changes_started", "started_at"),
+        # Spans that end inside an interval (or are still open): the report's state query.
+        Index(
+            "ix_agent_state_changes_ended",
+            "ended_at",
+            postgresql_include=["agent", "state", "reason", "started_at"],
+        ),
     )
 
 
@@ -278,6 +284,12 @@ class Call(Base):
             "agent",
             "answered_at",
             postgresql_include=["talk_seconds", "hold_seconds", "wrapup_seconds", "queue"],
+        ),
+        # "all agents, per day": calls by answer time alone, also index-only.
+        Index(
+            "ix_calls_answered",
+            "answered_at",
+            postgresql_include=["agent", "talk_seconds", "hold_seconds", "wrapup_seconds"],
         ),
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_caller_started", "caller_number", "started_at"),

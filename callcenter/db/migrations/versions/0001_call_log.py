@@ -227,6 +227,20 @@ def upgrade() -> None:
         ],
     )
     op.create_index("ix_calls_started", "calls", ["started_at"], unique=False)
+    op.create_index(
+        "ix_calls_answered",
+        "calls",
+        ["answered_at"],
+        unique=False,
+        postgresql_include=["agent", "talk_seconds", "hold_seconds", "wrapup_seconds"],
+    )
+    op.create_index(
+        "ix_agent_state_changes_ended",
+        "agent_state_changes",
+        ["ended_at"],
+        unique=False,
+        postgresql_include=["agent", "state", "reason", "started_at"],
+    )
     op.create_table(
         "queue_log",
         sa.Column("id", sa.BigInteger(), nullable=False),
@@ -332,6 +346,8 @@ def downgrade() -> None:
     op.drop_index("ix_queue_log_queue_time", table_name="queue_log")
     op.drop_index("ix_queue_log_callid", table_name="queue_log")
     op.drop_table("queue_log")
+    op.drop_index("ix_agent_state_changes_ended", table_name="agent_state_changes")
+    op.drop_index("ix_calls_answered", table_name="calls")
     op.drop_index("ix_calls_started", table_name="calls")
     op.drop_index(
         "ix_calls_queued",

@@ -1,0 +1,197 @@
+"""Supervisors and TV tokens in PostgreSQL (``users``, ``tv_tokens``; migration 0003).
+
+Every function works inside the caller's session and raises :class:`AccountError` (a
+:class:`~callcenter.directory.DirectoryError`, so the CLI reports it as one ``Error:`` line)
+before anything is written. Passwords are hashed with argon2id (argon2-cffi's defaults);
+tokens are 256 random bits, stored as their SHA-256 (see
+:class:`~callcenter.db.models_wallboard.TvToken`).
+
+:func:`load_directory` reads what the web server needs to check logins and sessions into one
+immutable :class:`Directory`, which it refreshes in the background: browsers' requests never
+wait for the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from callcenter.db.models_wallboard import ROLES, TvToken, User
+from callcenter.directory import DirectoryError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is an attack
+TOKEN_PREFIX = "cctv_"  # noqa: S105 - a prefix that makes leaked tokens easy to grep for
+
+_hasher = PasswordHasher()
+#: Verified against when the name is unknown, so a wrong name costs the same time as a
+#: wrong password (no user enumeration by timing).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(DirectoryError):
+    """Bad input for users or tokens: one line, fit to show an operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    name: str
+    role: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    id: int
+    label: str
+    created_at: dt.datetime
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who makes a request: a supervisor (``kind`` user) or a screen (``kind`` token, role
+    ``viewer``). ``key`` is the user name or the token's id: a session names it, so a revoked
+    token's sessions end even if a new token gets the same label."""
+
+    kind: str
+    key: str
+    name: str
+    role: str
+
+    @property
+    def ident(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+    @property
+    def can_act(self) -> bool:
+        return self.role in ROLES
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """Users (name -> (hash, role)) and active tokens (sha256 -> (id, label)), as last read."""
+
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)
+    tokens: dict[str, tuple[int, str]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # token id -> label
+
+    @classmethod
+    def of(cls, users: dict[str, tuple[str, str]], tokens: dict[str, tuple[int, str]]
+           ) -> Directory:  # fmt: skip
+        return cls(users, tokens, {str(i): label for i, label in tokens.values()})
+
+    def principal(self, ident: str) -> Principal | None:
+        """The principal a session names, if it still exists (user removed, token revoked:
+        the session ends)."""
+        kind, _, key = ident.partition(":")
+        if kind == "user" and key in self.users:
+            return Principal("user", key, key, self.users[key][1])
+        if kind == "token" and key in self.labels:
+            return Principal("token", key, self.labels[key], "viewer")
+        return None
+
+    def check_password(self, name: str, password: str) -> Principal | None:
+        """The user, if the password is theirs. Slow (argon2): call it in a thread."""
+        held = self.users.get(name)
+        if not password or len(password) > MAX_PASSWORD:
+            return None
+        try:
+            if _hasher.verify(held[0] if held else _DUMMY_HASH, password) and held:
+                return Principal("user", name, name, held[1])
+        except (VerificationError, InvalidHashError):
+            pass
+        return None
+
+    def check_token(self, token: str) -> Principal | None:
+        held = self.tokens.get(token_digest(token))
+        if held is None:
+            return None
+        return Principal("token", str(held[0]), held[1], "viewer")
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def load_directory(session: Session) -> Directory:
+    users = {u.name: (u.password_hash, u.role) for u in session.scalars(select(User))}
+    tokens = {
+        t.token_hash: (t.id, t.label)
+        for t in session.scalars(select(TvToken).where(TvToken.revoked.is_(False)))
+    }
+    return Directory.of(users, tokens)
+
+
+# --- the CLI's operations ----------------------------------------------------------------
+
+
+def add_user(session: Session, name: str, password: str, role: str = "supervisor") -> UserView:
+    if not NAME_RE.match(name):
+        raise AccountError(
+            f"user name {name!r} must start with a letter or digit and hold only letters, "
+            "digits, '.', '_', '@' or '-' (at most 64)"
+        )
+    if role not in ROLES:
+        raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise AccountError(f"the password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise AccountError(f"user {name} already exists")
+    user = User(name=name, password_hash=_hasher.hash(password), role=role)
+    session.add(user)
+    session.flush()
+    session.refresh(user)
+    return UserView(user.name, user.role, user.created_at)
+
+
+def list_users(session: Session) -> list[UserView]:
+    return [UserView(u.name, u.role, u.created_at)
+            for u in session.scalars(select(User).order_by(User.name))]  # fmt: skip
+
+
+def remove_user(session: Session, name: str) -> None:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise AccountError(f"no user named {name}")
+    session.delete(user)
+
+
+def add_token(session: Session, label: str) -> tuple[TokenView, str]:
+    """A new token for the screen ``label``: its view, and the token itself (shown once)."""
+    if not LABEL_RE.match(label):
+        raise AccountError(
+            f"token label {label!r} must start with a letter or digit and hold only letters, "
+            "digits, spaces, '.', '_', ':' or '-' (at most 64)"
+        )
+    active = select(TvToken.id).where(TvToken.label == label, TvToken.revoked.is_(False))
+    if session.scalar(active) is not None:
+        raise AccountError(f"a token labelled {label!r} exists; revoke it first")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = TvToken(label=label, token_hash=token_digest(token), revoked=False)
+    session.add(row)
+    session.flush()
+    session.refresh(row)
+    return TokenView(row.id, row.label, row.created_at, row.revoked), token
+
+
+def list_tokens(session: Session) -> list[TokenView]:
+    rows = session.scalars(select(TvToken).order_by(TvToken.label, TvToken.id))
+    return [TokenView(t.id, t.label, t.created_at, t.revoked) for t in rows]
+
+
+def revoke_token(session: Session, label: str) -> None:
+    row = session.scalar(select(TvToken).where(TvToken.label == label, TvToken.revoked.is_(False)))
+    if row is None:
+        raise AccountError(f"no active token labelled {label!r}")
+    row.revoked = True

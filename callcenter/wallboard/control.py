@@ -1,0 +1,93 @@
+"""What a supervisor can do to an agent from the board, through AMI (never by editing our own
+state: Asterisk's queue membership is the truth, and the bridge reports what it did).
+
+- pause: ``QueuePause`` with ``Interface``, ``Paused: true`` and ``Reason``, without ``Queue``,
+  so app_queue pauses the member in every queue (queue_log PAUSEALL) as the agent's own
+  feature code does (:mod:`callcenter.agi.features`).
+- unpause: the same with ``Paused: false``.
+- log out: ``QueueRemove`` of the interface from each queue the agent is a member of; a
+  queue that answers "Not there" is fine (the agent left it meanwhile).
+
+One :class:`~callcenter.agi.amilink.AmiLink` per node, logged in with ``Events: off`` (the
+bridge follows the events; this link only sends actions).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+
+from callcenter.agi.amilink import AmiLink, AmiUnavailable
+from callcenter.ami.connection import AmiClient
+from callcenter.config import NodeSettings
+from callcenter.wallboard.model import AgentLive
+
+log = logging.getLogger(__name__)
+
+REASON_RE = re.compile(r"^[\w .:/-]{0,64}$")
+DEFAULT_REASON = "supervisor"
+
+
+class ControlError(RuntimeError):
+    """The action could not be done; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_reason(reason: str) -> str:
+    """A pause reason as app_queue and queue_log keep it: up to 64 word characters, spaces
+    and ``.:/-`` (no ``|``: queue_log separates its fields with it)."""
+    reason = reason.strip() or DEFAULT_REASON
+    if not REASON_RE.match(reason):
+        raise ControlError(400, "a pause reason is up to 64 letters, digits, spaces or . : / -")
+    return reason
+
+
+def links_for(nodes: tuple[NodeSettings, ...]) -> dict[str, AmiLink]:
+    return {n.name: AmiLink(n, AmiClient(n, events="off")) for n in nodes}
+
+
+class AgentControl:
+    def __init__(self, links: Mapping[str, AmiLink], *, timeout: float = 5.0) -> None:
+        self.links = links
+        self.timeout = timeout
+
+    async def _send(self, agent: AgentLive, action: dict[str, str], ok: tuple[str, ...] = ()
+                    ) -> None:  # fmt: skip
+        link = self.links.get(agent.node)
+        if link is None:
+            raise ControlError(404, f"node {agent.node} is not configured")
+        try:
+            reply = await link.send(action, timeout=self.timeout, wait=1.0)
+        except AmiUnavailable as exc:
+            raise ControlError(503, str(exc)) from exc
+        except TimeoutError as exc:
+            raise ControlError(504, f"node {agent.node} did not answer {action['Action']}"
+                               ) from exc  # fmt: skip
+        if not reply.ok and not any(text in reply.message for text in ok):
+            raise ControlError(
+                502, f"Asterisk refused {action['Action']}: {reply.message or 'no reason'}"
+            )
+
+    async def pause(self, agent: AgentLive, reason: str, by: str) -> None:
+        reason = check_reason(reason)
+        await self._send(agent, {"Action": "QueuePause", "Interface": agent.interface,
+                                 "Paused": "true", "Reason": reason})  # fmt: skip
+        log.info("wallboard: %s paused %s on %s (%s)", by, agent.agent, agent.node, reason)
+
+    async def unpause(self, agent: AgentLive, by: str) -> None:
+        await self._send(agent, {"Action": "QueuePause", "Interface": agent.interface,
+                                 "Paused": "false"})  # fmt: skip
+        log.info("wallboard: %s unpaused %s on %s", by, agent.agent, agent.node)
+
+    async def logout(self, agent: AgentLive, by: str) -> None:
+        if not agent.queues:
+            raise ControlError(409, f"{agent.agent} is in no queue")
+        for queue in agent.queues:
+            await self._send(agent, {"Action": "QueueRemove", "Queue": queue,
+                                     "Interface": agent.interface}, ok=("Not there",))  # fmt: skip
+        log.info("wallboard: %s logged %s out of %s on %s", by, agent.agent,
+                 ", ".join(agent.queues), agent.node)  # fmt: skip

@@ -1,0 +1,164 @@
+"""The OpenAPI 3.1 document of the JSON API, written by hand (it is small, and a generator
+would need the handlers to carry schema annotations we do not otherwise want). A test checks
+that it names every ``/api`` route of the application, and only those."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callcenter import __version__
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+NUM = {"type": ["number", "null"]}
+INT = {"type": "integer"}
+STR = {"type": "string"}
+RATIO = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "properties": {"error": STR}, "required": ["error"]},
+    "QueueRow": {
+        "type": "object",
+        "description": "A queue summed over nodes: live counts, and today's figures "
+        "(definitions of `callcenter report`). Times are epoch seconds.",
+        "properties": {
+            "queue": STR, "nodes": {"type": "array", "items": STR}, "live": {"type": "boolean"},
+            "waiting": INT, "longest_wait_since": NUM, "logged_in": INT, "available": INT,
+            "ringing": INT, "on_call": INT, "wrap_up": INT, "paused": INT, "unavailable": INT,
+            "offered": INT, "answered": INT, "abandoned": INT, "timed_out": INT, "exited": INT,
+            "service_level": RATIO, "service_level_threshold": INT, "asa": NUM, "aht": NUM,
+            "abandon_rate": RATIO, "longest_wait": NUM,
+        },
+        "required": ["queue", "waiting", "logged_in"],
+    },
+    "AgentRow": {
+        "type": "object",
+        "properties": {
+            "key": STR, "node": STR, "agent": STR, "interface": STR,
+            "state": {"enum": ["available", "ringing", "on_call", "wrap_up", "paused",
+                               "unavailable"]},
+            "reason": STR, "since": {"type": "number"}, "caller": STR, "call_queue": STR,
+            "queues": {"type": "array", "items": STR}, "calls": INT,
+        },
+        "required": ["key", "node", "agent", "state", "since"],
+    },
+    "NodeRow": {
+        "type": "object",
+        "properties": {"node": STR, "known": {"type": "boolean"},
+                       "connected": {"type": "boolean"}, "detail": STR, "since": NUM},
+    },
+    "Status": {
+        "type": "object",
+        "properties": {"bridge_online": {"type": ["boolean", "null"]},
+                       "feed": {"type": "boolean"}},
+    },
+    "Kpis": {
+        "type": "object",
+        "description": "Today's figures from the call log, from midnight in the site's time "
+        "zone until `until`; `error` when the call log could not be read (the figures are then "
+        "the last ones computed).",
+        "properties": {
+            "day": STR, "since": STR, "until": STR, "computed_at": NUM,
+            "error": {"type": ["string", "null"]},
+            "rules": {"type": "object"},
+            "queues": {"type": "object", "additionalProperties": {"type": "object"}},
+            "agents": {"type": "object", "additionalProperties": {"type": "object"}},
+        },
+    },
+    "Board": {
+        "type": "object",
+        "properties": {
+            "now": {"type": "number"}, "version": INT, "thresholds": {"type": "object"},
+            "queues": {"type": "array", "items": {"type": "object"}},
+            "agents": {"type": "array", "items": {"type": "object"}},
+            "nodes": {"type": "array", "items": _ref("NodeRow")},
+            "status": _ref("Status"), "kpis": _ref("Kpis"),
+        },
+    },
+    "Slot": {
+        "type": "object",
+        "properties": {"start": {"type": "string", "format": "date-time"}, "offered": INT,
+                       "answered": INT, "abandoned": INT, "service_level": RATIO},
+    },
+}  # fmt: skip
+
+
+def _get(summary: str, schema: dict[str, Any], params: list[Any] | None = None) -> Any:
+    return {"get": {
+        "summary": summary, "parameters": params or [],
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+            "401": {"description": "No session and no bearer token", "content": {
+                "application/json": {"schema": _ref("Error")}}},
+        },
+    }}  # fmt: skip
+
+
+def document() -> dict[str, Any]:
+    day = {"name": "day", "in": "query", "schema": {"type": "string", "format": "date"},
+           "description": "YYYY-MM-DD in the site's time zone; default today"}  # fmt: skip
+    queue = {"name": "queue", "in": "query", "schema": STR, "description": "one queue only"}
+    path_params = [
+        {"name": "node", "in": "path", "required": True, "schema": STR},
+        {"name": "agent", "in": "path", "required": True, "schema": STR},
+        {"name": "action", "in": "path", "required": True,
+         "schema": {"enum": ["pause", "unpause", "logout"]}},
+        {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": STR,
+         "description": "the session's CSRF token (in the board page's meta csrf-token)"},
+    ]  # fmt: skip
+    error = {"content": {"application/json": {"schema": _ref("Error")}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "callcenter wallboard", "version": __version__,
+                 "description": "Live queue and agent state and today's figures. Reads "
+                 "accept a session cookie or `Authorization: Bearer <token>` "
+                 "(`callcenter users token add`)."},
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "cc_session"},
+            },
+        },
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": {
+            "/api/openapi.json": _get("This document", {"type": "object"}),
+            "/api/v1/board": _get("The whole board", _ref("Board")),
+            "/api/v1/queues": _get("Queues with today's figures", {
+                "type": "object", "properties": {
+                    "queues": {"type": "array", "items": _ref("QueueRow")}}}),
+            "/api/v1/agents": _get("Logged-in agents", {
+                "type": "object", "properties": {
+                    "agents": {"type": "array", "items": _ref("AgentRow")}}}),
+            "/api/v1/nodes": _get("PBX connection state of each node", {
+                "type": "object", "properties": {
+                    "nodes": {"type": "array", "items": _ref("NodeRow")},
+                    "status": _ref("Status")}}),
+            "/api/v1/kpis": _get("Today's figures", _ref("Kpis")),
+            "/api/v1/history": _get("Calls and service level per 15 minutes of a day", {
+                "type": "object", "properties": {
+                    "day": STR, "queue": {"type": ["string", "null"]},
+                    "slots": {"type": "array", "items": _ref("Slot")}}}, [day, queue]),
+            "/api/v1/agents/{node}/{agent}/{action}": {"post": {
+                "summary": "Pause (optional JSON body {\"reason\": ...}), unpause or log out "
+                "an agent, through AMI. A supervisor's session only.",
+                "security": [{"session": []}],
+                "parameters": path_params,
+                "requestBody": {"required": False, "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {"reason": STR}}}}},
+                "responses": {
+                    "200": {"description": "Asterisk accepted the action"},
+                    "400": {"description": "Bad JSON or reason", **error},
+                    "401": {"description": "Not logged in", **error},
+                    "403": {"description": "Read-only session, or CSRF token wrong", **error},
+                    "404": {"description": "No such agent logged in", **error},
+                    "413": {"description": "Body too large", **error},
+                    "502": {"description": "Asterisk refused the action", **error},
+                    "503": {"description": "No AMI connection to the node", **error},
+                },
+            }},
+        },
+    }  # fmt: skip

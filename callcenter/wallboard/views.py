@@ -1,0 +1,234 @@
+"""The HTML pages: log in, the board (TV and laptop layouts), history, and the supervisor's
+actions. Pages are rendered on the server from memory (the board) or from the history cache;
+``static/board.js`` then keeps the board live from ``/events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from callcenter.wallboard import chart
+from callcenter.wallboard.board import Row
+from callcenter.wallboard.context import http_error, parts, require, require_actor
+from callcenter.wallboard.control import ControlError
+from callcenter.wallboard.history import parse_day
+
+QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+ACTIONS = "pause|unpause|logout"
+
+
+def redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def page(request: web.Request, template: str, context: dict[str, Any], status: int = 200
+         ) -> web.Response:  # fmt: skip
+    p = parts(request)
+    base = {"site": p.settings.site.name, "tz": p.settings.site.timezone, "options": p.options}
+    response = aiohttp_jinja2.render_template(template, request, {**base, **context})
+    response.set_status(status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def merged_queues(snapshot: Row) -> list[Row]:
+    """Each queue's live row with its figures of the day (the browser merges the same way)."""
+    figures = snapshot["kpis"].get("queues", {})
+    return [{**figures.get(q["queue"], {}), **q} for q in snapshot["queues"]]
+
+
+def agent_rows(snapshot: Row) -> list[Row]:
+    figures = snapshot["kpis"].get("agents", {})
+    return [{**a, "calls": figures.get(a["agent"], {}).get("calls", 0)}
+            for a in snapshot["agents"]]  # fmt: skip
+
+
+async def index(request: web.Request) -> web.Response:
+    visitor = parts(request).auth.visitor(request)
+    return redirect("/board" if visitor else "/login")
+
+
+# --- logging in and out ---------------------------------------------------------------------
+
+
+def login_page(request: web.Request, message: str = "", status: int = 200,
+               headers: dict[str, str] | None = None) -> web.Response:  # fmt: skip
+    auth = parts(request).auth
+    response = web.Response(status=status, content_type="text/html", headers=headers)
+    nonce = auth.login_nonce(request, response)
+    p = parts(request)
+    response.text = aiohttp_jinja2.render_string(
+        "login.html.j2", request,
+        {"site": p.settings.site.name, "csrf": nonce, "message": message},
+    )  # fmt: skip
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def login_form(request: web.Request) -> web.Response:
+    if parts(request).auth.visitor(request) is not None:
+        return redirect("/board")
+    return login_page(request)
+
+
+async def login(request: web.Request) -> web.Response:
+    p = parts(request)
+    form = await request.post()
+    name = str(form.get("name", "")).strip()[:64]
+    password = str(form.get("password", ""))
+    if not p.auth.same_origin(request) or not p.auth.login_nonce_ok(
+        request, str(form.get("csrf", ""))
+    ):
+        return login_page(request, "The form had expired. Please try again.", 403)
+    keys = (f"ip:{request.remote}", f"name:{name.lower()}")
+    wait = p.limiter.retry_after(*keys)
+    if wait:
+        return login_page(request, "Too many failed attempts: wait a few minutes.", 429,
+                          {"Retry-After": str(int(wait) + 1)})  # fmt: skip
+    cache = p.auth.cache
+    if name not in cache.directory.users:
+        await cache.reload_if_stale()
+    # argon2 takes tens of milliseconds of CPU: not on the event loop.
+    principal = await asyncio.to_thread(cache.directory.check_password, name, password)
+    if principal is None:
+        p.limiter.failed(*keys)
+        return login_page(request, "Wrong name or password.", 401)
+    response = redirect("/board")
+    p.auth.start_session(request, response, principal)
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    form = await request.post()
+    visitor = require(request)
+    auth = parts(request).auth
+    if not auth.same_origin(request) or not auth.csrf_ok(visitor, str(form.get("csrf", ""))):
+        raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong: reload the page")
+    response = redirect("/login")
+    auth.end_session(response)
+    return response
+
+
+async def tv(request: web.Request) -> web.Response:
+    """A screen's one-time entry: the token becomes a long session, and the URL with the
+    token leaves the address bar at once (and, with Referrer-Policy, every header)."""
+    p = parts(request)
+    key = f"ip:{request.remote}"
+    wait = p.limiter.retry_after(key)
+    if wait:
+        raise web.HTTPTooManyRequests(text="too many wrong tokens: wait a few minutes",
+                                      headers={"Retry-After": str(int(wait) + 1)})  # fmt: skip
+    token = request.query.get("token", "")[:200]
+    principal = p.auth.cache.directory.check_token(token)
+    if principal is None:
+        await p.auth.cache.reload_if_stale()
+        principal = p.auth.cache.directory.check_token(token)
+    if principal is None:
+        p.limiter.failed(key)
+        raise web.HTTPUnauthorized(text="this screen's token is unknown or revoked")
+    response = redirect("/board?layout=tv")
+    p.auth.start_session(request, response, principal)
+    return response
+
+
+# --- the board and the history --------------------------------------------------------------
+
+
+async def board(request: web.Request) -> web.Response:
+    visitor = require(request)
+    p = parts(request)
+    default = "tv" if visitor.principal.kind == "token" else "laptop"
+    layout = request.query.get("layout", default)
+    if layout not in ("tv", "laptop"):
+        raise web.HTTPBadRequest(text="layout is tv or laptop")
+    snapshot = p.board.snapshot()
+    return page(request, "board.html.j2", {
+        "layout": layout, "visitor": visitor.principal, "csrf": visitor.csrf or "",
+        "can_act": bool(visitor.principal.can_act and visitor.csrf and layout == "laptop"),
+        "now": snapshot["now"], "queues": merged_queues(snapshot), "agents": agent_rows(snapshot),
+        "nodes": snapshot["nodes"], "status": snapshot["status"], "kpis": snapshot["kpis"],
+        "thresholds": json.dumps(snapshot["thresholds"]),
+    })  # fmt: skip
+
+
+def day_and_queue(request: web.Request) -> tuple[dt.date, str | None]:
+    p = parts(request)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        day = parse_day(request.query.get("day"), p.settings.site.tz, now)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    queue = request.query.get("queue") or None
+    if queue is not None and not QUEUE_RE.match(queue):
+        raise web.HTTPBadRequest(text="queue: a queue name (a-z, 0-9, _ or -)")
+    return day, queue
+
+
+async def history(request: web.Request) -> web.Response:
+    visitor = require(request)
+    p = parts(request)
+    day, queue = day_and_queue(request)
+    slots = await p.history.get(day, queue)
+    return page(request, "history.html.j2", {
+        "visitor": visitor.principal, "csrf": visitor.csrf or "", "day": day.isoformat(),
+        "queue": queue or "", "queues": p.board.queue_names(), "nodes": p.board.node_rows(),
+        "chart": chart.build(slots, day, p.settings.site.tz, p.options.sl_target),
+        "today": dt.datetime.now(p.settings.site.tz).date().isoformat(),
+    })  # fmt: skip
+
+
+# --- supervisor actions ---------------------------------------------------------------------
+
+
+async def act_on(request: web.Request, action: str, reason: str, by: str) -> None:
+    """Do ``action`` to the agent the URL names, through AMI; :class:`ControlError` says why
+    not. Shared by the form (here) and the JSON API."""
+    p = parts(request)
+    node, name = request.match_info["node"], request.match_info["agent"]
+    agent = p.state.agents.get((node, name))
+    if agent is None or agent.state == "logged_out":
+        raise ControlError(404, f"no agent {name} is logged in on node {node}")
+    if action == "pause":
+        await p.control.pause(agent, reason, by)
+    elif action == "unpause":
+        await p.control.unpause(agent, by)
+    else:
+        await p.control.logout(agent, by)
+
+
+async def act(request: web.Request) -> web.Response:
+    """Pause, unpause or log out an agent. Answers JSON to ``fetch`` (Accept:
+    application/json), else redirects back to the board."""
+    form = await request.post()
+    visitor = require_actor(request, str(form.get("csrf", "")))
+    action = request.match_info["action"]
+    reason = str(form.get("reason", ""))
+    try:
+        await act_on(request, action, reason, visitor.principal.name)
+    except ControlError as exc:
+        if "application/json" in request.headers.get("Accept", ""):
+            return web.json_response({"ok": False, "error": str(exc)}, status=exc.status)
+        raise http_error(exc) from exc
+    if "application/json" in request.headers.get("Accept", ""):
+        return web.json_response({"ok": True, "action": action, **request.match_info})
+    return redirect("/board")
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/", index),
+        web.get("/login", login_form),
+        web.post("/login", login),
+        web.post("/logout", logout),
+        web.get("/tv", tv),
+        web.get("/board", board),
+        web.get("/history", history),
+        web.post("/agents/{node}/{agent}/{action:" + ACTIONS + "}", act),
+    ]

@@ -1,0 +1,212 @@
+"""The live state, the board's rows and the fan-out, without I/O: messages in, rows out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from callcenter.wallboard import model
+from callcenter.wallboard.board import Board
+from callcenter.wallboard.hub import Hub, encode
+from callcenter.wallboard.live import MAX_CALLS, LiveState, client_id, topic_filters
+from callcenter.wallboard.options import WallboardOptions
+from tests.test_wallboard_support import agent_payload, call_payload, node_payload, queue_payload
+
+P = "cc"
+
+
+def board_of(state: LiveState, kpis: dict[str, object] | None = None) -> Board:
+    return Board(state, lambda: dict(kpis or {}), WallboardOptions(), ["pbx1"], clock=lambda: 10.0)
+
+
+def test_queue_rows_sum_over_nodes_and_take_the_longest_wait() -> None:
+    state = LiveState()
+    state.apply(
+        f"{P}/pbx1/queues/sales",
+        queue_payload(
+            "pbx1", "sales", waiting=2, longest_wait_since=100.0, available=1, logged_in=3
+        ),
+    )
+    state.apply(
+        f"{P}/pbx2/queues/sales",
+        queue_payload("pbx2", "sales", waiting=1, longest_wait_since=90.0, on_call=2, logged_in=2),
+    )
+    row = board_of(state).queue_row("sales")
+    assert row["nodes"] == ["pbx1", "pbx2"]
+    assert (row["waiting"], row["longest_wait_since"], row["logged_in"]) == (3, 90.0, 5)
+    assert (row["available"], row["on_call"]) == (1, 2)
+
+
+def test_only_real_changes_are_reported() -> None:
+    state = LiveState()
+    data = queue_payload("pbx1", "sales", waiting=1)
+    state.apply(f"{P}/pbx1/queues/sales", data)
+    assert state.take_changes().queues == {"sales"}
+    state.apply(f"{P}/pbx1/queues/sales", data)  # the same retained message again (reconnect)
+    assert not state.take_changes()
+
+
+def test_caller_on_the_line_follows_the_call() -> None:
+    state = LiveState()
+    board = board_of(state)
+    # The bridge publishes the agent (retained) before the call (an event): both orders work.
+    state.apply(
+        f"{P}/pbx1/agents/Alice",
+        agent_payload("pbx1", "Alice", "on_call", call="17.1", call_queue="sales"),
+    )
+    state.take_changes()
+    assert board.agent_row(("pbx1", "Alice"))["caller"] == ""  # type: ignore[index]
+    state.apply(f"{P}/pbx1/calls/17.1", call_payload("pbx1", "17.1"))
+    assert state.take_changes().agents == {("pbx1", "Alice")}
+    assert board.agent_row(("pbx1", "Alice"))["caller"] == "5551230001 Carol Caller"  # type: ignore[index]
+    state.apply(f"{P}/pbx1/calls/17.1", call_payload("pbx1", "17.1", closed=True))
+    assert state.calls == {}
+    assert state.take_changes().calls
+
+
+def test_logged_out_and_deleted_agents_leave_the_board() -> None:
+    state = LiveState()
+    board = board_of(state)
+    state.apply(f"{P}/pbx1/agents/Alice", agent_payload("pbx1", "Alice"))
+    state.apply(f"{P}/pbx1/agents/Bob", agent_payload("pbx1", "Bob"))
+    board.delta()
+    state.apply(f"{P}/pbx1/agents/Alice", agent_payload("pbx1", "Alice", "logged_out"))
+    state.apply(f"{P}/pbx1/agents/Bob", b"")  # retained topic cleared
+    delta = board.delta()
+    assert delta is not None
+    assert delta["agents"] == []
+    assert delta["gone"] == ["pbx1/Alice", "pbx1/Bob"]
+    assert board.snapshot()["agents"] == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[1,2]",
+        json.dumps({"v": 2, "type": "queue"}).encode(),
+        json.dumps({"v": 1, "type": "martian"}).encode(),
+        queue_payload("pbx1", "sales", waiting="many"),
+        queue_payload("pbx1", "sales", waiting=True),
+        agent_payload("pbx1", "Alice", since=None),
+    ],
+)
+def test_unreadable_messages_are_counted_and_ignored(payload: bytes) -> None:
+    state = LiveState()
+    state.apply(f"{P}/pbx1/queues/sales", payload)
+    assert state.rejected == 1
+    assert not state.take_changes()
+    assert state.queues == {}
+    assert state.agents == {}
+
+
+def test_nodes_and_bridge_status() -> None:
+    state = LiveState()
+    board = board_of(state)
+    assert board.node_rows() == [
+        {
+            "node": "pbx1",
+            "known": False,
+            "connected": False,
+            "detail": "no news from the bridge yet",
+            "since": None,
+        }
+    ]
+    state.apply(f"{P}/pbx1/status", node_payload("pbx1", True))
+    state.apply(
+        f"{P}/bridge/status", json.dumps({"v": 1, "type": "bridge", "online": True}).encode()
+    )
+    delta = board.delta()
+    assert delta is not None
+    assert delta["nodes"][0]["connected"] is True
+    assert delta["status"] == {"bridge_online": True, "feed": False}
+
+
+def test_open_calls_are_bounded() -> None:
+    state = LiveState()
+    for n in range(MAX_CALLS + 10):
+        state.apply(f"{P}/pbx1/calls/{n}", call_payload("pbx1", str(n)))
+    assert len(state.calls) == MAX_CALLS
+    assert ("pbx1", "0") not in state.calls  # the oldest went first
+
+
+def test_parse_rejects_what_it_cannot_read() -> None:
+    with pytest.raises(model.PayloadError, match="version"):
+        model.parse({"type": "queue"})
+    with pytest.raises(model.PayloadError, match="not a JSON object"):
+        model.parse([])
+
+
+def test_topics_and_client_ids() -> None:
+    assert [t for t, _ in topic_filters("cc")] == [
+        "cc/+/queues/+",
+        "cc/+/agents/+",
+        "cc/+/calls/+",
+        "cc/+/status",
+    ]
+    from callcenter.config import MqttSettings
+
+    assert client_id(MqttSettings(client_id="x")) == "x-wallboard"
+    assert client_id(MqttSettings()).startswith("callcenter-wallboard-")
+
+
+def test_sse_encoding() -> None:
+    data = encode("delta", {"a": "line\nbreak"}, event_id=7, retry=2000)
+    assert data == b'retry: 2000\nid: 7\nevent: delta\ndata: {"a":"line\\nbreak"}\n\n'
+
+
+async def test_hub_coalesces_and_fans_out_the_same_bytes() -> None:
+    state = LiveState()
+    board = board_of(state)
+    hub = Hub(board.delta, board.snapshot, interval=0.2)
+    subs = [hub.subscribe() for _ in range(3)]
+    task = asyncio.create_task(hub.run())
+    try:
+        state.apply(f"{P}/pbx1/queues/sales", queue_payload("pbx1", "sales", waiting=1))
+        hub.changed()
+        await asyncio.wait_for(subs[0].wake.wait(), 1)
+        first = [s.take() for s in subs]
+        assert first[0] == first[1] == first[2]
+        assert b'"waiting":1' in first[0]
+        # Three changes within the interval: one push, with the last value.
+        for waiting in (2, 3, 4):
+            state.apply(f"{P}/pbx1/queues/sales", queue_payload("pbx1", "sales", waiting=waiting))
+            hub.changed()
+        await asyncio.wait_for(subs[0].wake.wait(), 1)
+        await asyncio.sleep(0.3)
+        second = subs[0].take()
+        assert second.count(b"event: delta") == 1
+        assert b'"waiting":4' in second
+        assert hub.pushes == 2
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_a_slow_subscriber_is_dropped_not_waited_for() -> None:
+    hub = Hub(lambda: {"x": 1}, dict, limit=3)
+    slow, fast = hub.subscribe(), hub.subscribe()
+    for _ in range(5):
+        hub.flush()
+        fast.take()
+    assert slow.dropped
+    assert not fast.dropped
+    hub.unsubscribe(slow)
+    assert hub.dropped == 1
+
+
+def test_snapshot_is_built_once_per_change() -> None:
+    calls = []
+
+    def snapshot() -> dict[str, object]:
+        calls.append(1)
+        return {"queues": []}
+
+    hub = Hub(lambda: None, snapshot)
+    assert hub.snapshot_event() is hub.snapshot_event()
+    hub.changed()
+    hub.snapshot_event()
+    assert len(calls) == 2

@@ -1,0 +1,296 @@
+"""The web server's gates: who may see, who may act, forged and hostile requests.
+
+Runs the wallboard's aiohttp application on a test server against the test database; the
+live state is fed directly (the MQTT path has its own tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy.engine import Engine
+
+from callcenter import config
+from callcenter.wallboard.auth import RateLimiter, Signer
+from tests.test_wallboard_support import (
+    PASSWORD,
+    add_token,
+    add_user,
+    agent_payload,
+    csrf_of,
+    http,
+    login,
+    queue_payload,
+    wallboard_settings,
+)
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+def wb_settings(settings: config.Settings, clean_db: Engine) -> config.Settings:
+    add_user(clean_db)
+    return wallboard_settings(settings)
+
+
+PROTECTED_GET = [
+    "/board",
+    "/board?layout=tv",
+    "/history",
+    "/api/v1/board",
+    "/api/v1/queues",
+    "/api/v1/agents",
+    "/api/v1/nodes",
+    "/api/v1/kpis",
+    "/api/v1/history",
+    "/events",
+    "/metrics",
+]
+
+
+async def test_unauthenticated_requests_are_refused(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (_, client):
+        for path in PROTECTED_GET:
+            resp = await client.get(path, allow_redirects=False)
+            if path.startswith(("/api/", "/events", "/metrics")):
+                assert resp.status == 401, path
+                assert "error" in await resp.json(), path
+            else:
+                assert resp.status == 303, path
+                assert resp.headers["Location"] == "/login"
+        for path in ("/agents/pbx1/Alice/pause", "/api/v1/agents/pbx1/Alice/pause", "/logout"):
+            resp = await client.post(path, data={"csrf": "x"}, allow_redirects=False)
+            assert resp.status in (401, 303), path
+        # A forged session cookie: signed with another key.
+        forged = Signer("another key").sign(
+            "session", {"sub": "user:sam", "csrf": "x", "exp": 4102444800}
+        )
+        client.session.cookie_jar.update_cookies({"cc_session": forged})
+        assert (await client.get("/api/v1/board")).status == 401
+
+
+async def test_login_session_cookie_and_logout(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (_, client):
+        page = await client.get("/login")
+        nonce = csrf_of(await page.text())
+        resp = await client.post(
+            "/login",
+            data={"name": "sam", "password": PASSWORD, "csrf": nonce},
+            allow_redirects=False,
+        )
+        assert resp.status == 303
+        cookie = resp.headers.getall("Set-Cookie")
+        session = next(c for c in cookie if c.startswith("cc_session="))
+        assert "HttpOnly" in session
+        assert "SameSite=Strict" in session
+        board = await client.get("/board")
+        assert board.status == 200
+        html = await board.text()
+        assert "Content-Security-Policy" in board.headers
+        token = csrf_of(html)
+        assert (await client.get("/api/v1/board")).status == 200
+        # Log out without the token: refused; with it: the session ends.
+        assert (await client.post("/logout", data={}, allow_redirects=False)).status == 403
+        out = await client.post("/logout", data={"csrf": token}, allow_redirects=False)
+        assert out.status == 303
+        assert (await client.get("/api/v1/board")).status == 401
+
+
+async def test_wrong_password_and_rate_limit(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (wb, client):
+        wb.parts.limiter = RateLimiter(attempts=3, window=60)
+        for attempt in range(4):
+            page = await client.get("/login")
+            resp = await client.post(
+                "/login",
+                data={"name": "sam", "password": "wrong", "csrf": csrf_of(await page.text())},
+            )
+            assert resp.status == (401 if attempt < 3 else 429)
+        assert int(resp.headers["Retry-After"]) > 0
+        # Even the right password waits now: the limit is on the name and the address.
+        page = await client.get("/login")
+        resp = await client.post(
+            "/login", data={"name": "sam", "password": PASSWORD, "csrf": csrf_of(await page.text())}
+        )
+        assert resp.status == 429
+        # Unknown names cost the same and count the same.
+        assert wb.parts.limiter.retry_after("name:nobody") == 0
+
+
+async def test_login_form_without_its_nonce_is_refused(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (_, client):
+        await client.get("/login")
+        for data in (
+            {"name": "sam", "password": PASSWORD},
+            {"name": "sam", "password": PASSWORD, "csrf": "guess"},
+        ):
+            resp = await client.post("/login", data=data, allow_redirects=False)
+            assert resp.status == 403
+        page = await client.get("/login")
+        resp = await client.post(
+            "/login",
+            data={"name": "sam", "password": PASSWORD, "csrf": csrf_of(await page.text())},
+            headers={"Origin": "http://evil.example"},
+            allow_redirects=False,
+        )
+        assert resp.status == 403
+
+
+async def test_forged_action_posts_are_refused(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (wb, client):
+        wb.parts.state.apply("x/pbx1/agents/Alice", agent_payload("pbx1", "Alice"))
+        token = await login(client)
+        url = "/agents/pbx1/Alice/pause"
+        for data, headers in (
+            ({}, {}),  # no token
+            ({"csrf": "forged"}, {}),  # a wrong one
+            ({"csrf": token}, {"Origin": "http://evil.example"}),  # right token, other site
+        ):
+            resp = await client.post(url, data=data, headers=headers, allow_redirects=False)
+            assert resp.status == 403, (data, headers)
+        api = "/api/v1/agents/pbx1/Alice/pause"
+        assert (await client.post(api, json={})).status == 403  # no X-CSRF-Token
+        resp = await client.post(api, json={}, headers={"X-CSRF-Token": "forged"})
+        assert resp.status == 403
+        assert "CSRF" in (await resp.json())["error"]
+
+
+async def test_tv_token_is_read_only_and_revocable(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    secret = add_token(clean_db, "lobby")
+    async with http(wb_settings, clean_db) as (wb, client):
+        wb.parts.state.apply("x/pbx1/agents/Alice", agent_payload("pbx1", "Alice"))
+        assert (await client.get("/tv?token=nope", allow_redirects=False)).status == 401
+        resp = await client.get(f"/tv?token={secret}", allow_redirects=False)
+        assert resp.status == 303
+        assert resp.headers["Location"] == "/board?layout=tv"
+        assert resp.headers["Referrer-Policy"] == "same-origin"
+        board = await client.get("/board")
+        html = await board.text()
+        assert 'class="tiles"' in html
+        assert "/agents/pbx1/Alice/pause" not in html  # no action forms for a screen
+        token = csrf_of(html)
+        resp = await client.post("/agents/pbx1/Alice/pause", data={"csrf": token})
+        assert resp.status == 403
+        # Bearer: read-only too.
+        bearer = {"Authorization": f"Bearer {secret}"}
+        async with client.session.get(
+            client.make_url("/api/v1/kpis"), headers=bearer, cookies={}
+        ) as r:
+            assert r.status == 200
+        # Revoked: the screen's session ends at the next refresh of the directory.
+        from sqlalchemy.orm import Session
+
+        from callcenter.wallboard import accounts
+
+        with Session(clean_db) as s, s.begin():
+            accounts.revoke_token(s, "lobby")
+        await wb.parts.auth.cache.reload()
+        assert (await client.get("/api/v1/board")).status == 401
+
+
+async def test_hostile_requests_get_clean_4xx(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (wb, client):
+        wb.parts.state.apply("x/pbx1/agents/Alice", agent_payload("pbx1", "Alice"))
+        token = await login(client)
+        api = "/api/v1/agents/pbx1/Alice/pause"
+        headers = {"X-CSRF-Token": token, "Content-Type": "application/json"}
+        big = await client.post(api, data=b"{" + b" " * (200 * 1024) + b"}", headers=headers)
+        assert big.status == 413
+        assert "error" in await big.json()
+        bad = await client.post(api, data=b'{"reason": ', headers=headers)
+        assert bad.status == 400
+        assert "not JSON" in (await bad.json())["error"]
+        assert (await client.post(api, data=b"[1]", headers=headers)).status == 400
+        assert (await client.post(api, data=b'{"reason": 7}', headers=headers)).status == 400
+        form = await client.post(
+            "/agents/pbx1/Alice/pause", data={"csrf": token, "reason": "x" * (200 * 1024)}
+        )
+        assert form.status == 413
+        for path in (
+            "/static/../app.py",
+            "/static/%2e%2e/app.py",
+            "/static/..%2fapp.py",
+            "/static/%2e%2e%2f%2e%2e%2fconfig.py",
+            "/static//etc/passwd",
+        ):
+            resp = await client.get(path)
+            assert resp.status in (403, 404), path
+            assert "import" not in await resp.text()
+        assert (await client.get("/static/board.css")).status == 200
+        assert (await client.get("/history?day=yesterday")).status == 400
+        assert (await client.get("/history?day=1999-01-01")).status == 400
+        assert (await client.get("/api/v1/history?day=2999-01-01")).status == 400
+        assert (await client.get("/api/v1/history?queue=Robert');DROP")).status == 400
+        assert (await client.get("/board?layout=../../x")).status == 400
+        assert (await client.get("/nowhere")).status == 404
+        resp = await client.post("/agents/pbx1/Alice/dance", data={"csrf": token})
+        assert resp.status in (404, 405)
+        unknown = await client.post("/agents/pbx1/Nobody/pause", data={"csrf": token})
+        assert unknown.status == 404
+        bad_reason = await client.post(
+            "/agents/pbx1/Alice/pause", data={"csrf": token, "reason": "a|b"}
+        )
+        assert bad_reason.status == 400
+
+
+async def test_action_without_ami_says_why(wb_settings: config.Settings, clean_db: Engine) -> None:
+    async with http(wb_settings, clean_db) as (wb, client):
+        wb.parts.state.apply("x/pbx1/agents/Alice", agent_payload("pbx1", "Alice"))
+        token = await login(client)
+        resp = await client.post(
+            "/api/v1/agents/pbx1/Alice/pause",
+            json={"reason": "coaching"},
+            headers={"X-CSRF-Token": token},
+        )
+        assert resp.status == 404  # no AMI link for node pbx1 in this test
+        assert "pbx1" in (await resp.json())["error"]
+
+
+async def test_board_renders_the_live_state_on_the_server(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (wb, client):
+        state = wb.parts.state
+        state.apply(
+            "x/pbx1/queues/sales",
+            queue_payload("pbx1", "sales", waiting=7, logged_in=2, available=1),
+        )
+        state.apply("x/pbx1/agents/Alice", agent_payload("pbx1", "Alice", "paused", reason="lunch"))
+        await login(client)
+        html = await (await client.get("/board")).text()
+        assert 'data-key="sales"' in html
+        assert 'class="num big alert">7<' in html  # 7 waiting >= 5: an alert
+        assert "state-paused" in html
+        assert "lunch" in html
+        assert "/agents/pbx1/Alice/unpause" in html
+
+
+async def test_streams_end_when_the_server_stops(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (wb, client):
+        await login(client)
+        resp = await client.get("/events")
+        assert resp.headers["Content-Type"] == "text/event-stream"
+        first = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5)
+        assert b"event: snapshot" in first
+        wb.parts.hub.close()
+        rest = await asyncio.wait_for(resp.content.read(), 5)
+        assert b"event: clock" in rest
+        assert not wb.parts.hub.subscribers
