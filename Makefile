@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv services run test check lint format typecheck bench clean
+.PHONY: help setup venv services run demo test check lint format typecheck bench clean
 
 help:
 	@echo "make run    - set up, migrate the database and run the call center"
+	@echo "make demo   - make run plus simulated callers and agents; prints the wallboard login"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make check  - ruff check, ruff format --check, mypy --strict"
 	@echo "make bench  - run the benchmarks; figures in bench/results.json"
@@ -26,6 +27,11 @@ run: setup
 	$(BIN)/callcenter config init --if-missing
 	$(BIN)/callcenter db upgrade
 	$(BIN)/callcenter run
+
+demo: setup
+	$(BIN)/callcenter config init --if-missing
+	$(BIN)/callcenter db upgrade
+	$(BIN)/python -m callcenter.simulate.demo
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -188,6 +188,8 @@ class AsteriskSettings:
     tls_port: int = 5061
     tls_cert_file: str = ""  # TLS transport only when both cert and key are set
     tls_key_file: str = ""
+    # Render the [sim-caller]/[sim-agent] contexts that `callcenter simulate` needs.
+    simulation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -649,6 +651,7 @@ ami_permit = ["127.0.0.1/32"]
 tls_port = 5061
 tls_cert_file = ""        # TLS transport only when both cert and key are set
 tls_key_file = ""
+simulation = false       # render the contexts of `callcenter simulate` (make demo sets it)
 
 # SIP trunks to providers, one table each (none by default). Calls from a trunk enter the
 # IVR; the first outbound trunk by name carries callbacks and campaigns.

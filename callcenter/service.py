@@ -8,7 +8,16 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 Main = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+#: Seconds the parts get to stop on their own before they are cancelled.
+STOP_GRACE = 20.0
+
+
+class PartFailed(RuntimeError):
+    """A part of a process ended with an error; the message names the part and the error."""
 
 
 def setup_logging(level: str = "info") -> None:
@@ -31,8 +40,42 @@ def run_until_signalled(main: Main) -> None:
     asyncio.run(runner())
 
 
-async def run_all(parts: list[Main], stop: asyncio.Event) -> None:
-    """Run several services in one process; when one fails, the others are stopped too."""
-    async with asyncio.TaskGroup() as tg:
-        for part in parts:
-            tg.create_task(part(stop))
+def _name(part: Main) -> str:
+    owner = getattr(part, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(part, "__name__", "part")
+
+
+async def run_all(parts: list[Main], stop: asyncio.Event, grace: float = STOP_GRACE) -> None:
+    """Run several services in one process until ``stop``.
+
+    When one part fails, ``stop`` is set so that the others shut down through their own clean
+    path (flush the call log, say goodbye on MQTT, stop Asterisk) rather than being cancelled
+    half-way; parts still running after ``grace`` seconds are cancelled. A part that simply
+    returns (e.g. no private Asterisk to start) stops nothing. Raises :class:`PartFailed` for
+    the first failure.
+    """
+    failures: list[tuple[str, BaseException]] = []
+
+    async def guarded(part: Main) -> None:
+        try:
+            await part(stop)
+        except Exception as exc:
+            failures.append((_name(part), exc))
+            log.error("%s failed: %s; stopping the other parts", _name(part), exc)
+            stop.set()
+
+    tasks = [asyncio.create_task(guarded(p), name=_name(p)) for p in parts]
+    try:
+        await stop.wait()
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            log.warning("%s did not stop within %.0f s; cancelling it", task.get_name(), grace)
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if failures:
+        name, exc = failures[0]
+        raise PartFailed(f"{name}: {exc}") from exc

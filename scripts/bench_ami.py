@@ -104,7 +104,7 @@ def raw_parse_rates(blob: bytes) -> tuple[float, float]:
     return theirs, ours
 
 
-PEER = """
+PEER = r"""
 import asyncio, sys
 sys.path.insert(0, {root!r})
 from tests.fake_ami import FakeAmi

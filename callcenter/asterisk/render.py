@@ -230,6 +230,13 @@ class RenderOptions:
     tls_port: int = 5061
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    #: Render ``dialplans/simulate.conf.j2`` (the ``[sim-caller]``/``[sim-agent]`` contexts of
+    #: ``callcenter simulate``); off in production, so no one can reach them by accident.
+    simulation: bool = False
+
+
+#: Dialplan templates rendered only when :attr:`RenderOptions.simulation` is set.
+SIMULATION_DIALPLANS = frozenset({"simulate.conf.j2"})
 
 
 # --- templates ------------------------------------------------------------------------------
@@ -559,7 +566,11 @@ def render(
     config_dir, dialplan_dir = template_dirs(template_root)
     env = _environment(config_dir.parent)
     ctx = _context(settings, agents, queues, trunks, opts)
-    dialplans = sorted(p.name for p in dialplan_dir.glob("*.conf.j2"))
+    dialplans = sorted(
+        p.name
+        for p in dialplan_dir.glob("*.conf.j2")
+        if opts.simulation or p.name not in SIMULATION_DIALPLANS
+    )
     ctx["dialplan_files"] = [f"dialplans/{name.removesuffix('.j2')}" for name in dialplans]
     out: dict[str, str] = {}
     for template in sorted(p.name for p in config_dir.glob("*.conf.j2")):

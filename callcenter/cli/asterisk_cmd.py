@@ -32,6 +32,7 @@ def _render_set(obj: AppContext, directory: Path, binary: Path | None) -> dict[s
         tls_port=a.tls_port,
         tls_cert_file=a.tls_cert_file,
         tls_key_file=a.tls_key_file,
+        simulation=a.simulation,
     )
     trunks = [
         Trunk(

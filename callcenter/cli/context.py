@@ -22,7 +22,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from callcenter import config
+from callcenter import config, service
 from callcenter.db import engine as db
 from callcenter.directory import DirectoryError
 from callcenter.timespec import TimeSpecError
@@ -78,7 +78,13 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except (config.ConfigError, DirectoryError, TimeSpecError, db.DatabaseUnavailable) as exc:
+        except (
+            config.ConfigError,
+            DirectoryError,
+            TimeSpecError,
+            db.DatabaseUnavailable,
+            service.PartFailed,
+        ) as exc:
             raise click.ClickException(str(exc)) from exc
         except sa.exc.IntegrityError as exc:
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

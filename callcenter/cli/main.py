@@ -16,6 +16,7 @@ from callcenter.cli.doctor_cmd import doctor
 from callcenter.cli.queues_cmd import queues
 from callcenter.cli.report_cmd import report
 from callcenter.cli.services_cmd import ami, run
+from callcenter.cli.simulate_cmd import simulate
 from callcenter.cli.wallboard_cmd import users, wallboard
 
 
@@ -52,6 +53,7 @@ for command in (
     callbacks_group,
     wallboard,
     users,
+    simulate,
     run,
 ):
     cli.add_command(command)
