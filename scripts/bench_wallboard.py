@@ -15,10 +15,9 @@
   from midnight to now) on ``BENCH_WALLBOARD_CALLS`` (10,000,000) generated calls over
   ``BENCH_WALLBOARD_DAYS`` (365) days in 8 queues with 200 agents, and four agent-state spans
   per call over the last 30 days. Its parts: ``wallboard.kpi_queue_ms`` (queue_figures) and
-  ``wallboard.kpi_agent_calls_ms`` (calls per agent, reports.AGENT_CALLS_SQL). For the
-  proposals to reports.py (report of issue 6): ``wallboard.report_agent_figures_ms`` (all of
-  reports.agent_figures, which ``callcenter report`` runs), and ``..._indexed`` figures: the
-  same after creating the proposed indexes, with the proposed agent-state condition.
+  ``wallboard.kpi_agent_calls_ms`` (calls per agent, reports.AGENT_CALLS_SQL), and
+  ``wallboard.report_agent_figures_ms`` (all of reports.agent_figures, which
+  ``callcenter report`` runs).
 
 Everything runs in a database of the benchmark's own, dropped afterwards, and under its own
 MQTT prefix; every wait is bounded.
@@ -243,33 +242,6 @@ SELECT 'pbx1', 'agent' || (g % 200),
   FROM generate_series(1, :n) AS g,
        LATERAL (SELECT :end - make_interval(secs => (g::float8 / :n) * 30 * 86400) AS t) x
 """
-#: The indexes proposed for reports.py's agent queries (see the report of issue 6).
-PROPOSED = [
-    "CREATE INDEX ix_calls_answered ON calls (answered_at) "
-    "INCLUDE (agent, talk_seconds, hold_seconds, wrapup_seconds)",
-    # A btree keeps NULLs too: "ended_at > :since OR ended_at IS NULL" is two scans of it.
-    "CREATE INDEX ix_agent_state_changes_ended ON agent_state_changes (ended_at) "
-    "INCLUDE (agent, state, reason, started_at)",
-]
-
-
-#: The rewrite proposed for reports.AGENT_STATES_SQL: the same rows, but a condition an index
-#: on ended_at can serve; coalesce() cannot.
-STATES_OLD = "AND coalesce(ended_at, :now) > :since"
-STATES_NEW = "AND (ended_at > :since OR (ended_at IS NULL AND :now > :since))"
-
-
-def with_proposed_states_sql(fn: Any) -> Any:
-    """Run ``fn`` with the proposed AGENT_STATES_SQL in reports (restored afterwards)."""
-    from callcenter import reports
-
-    original = reports.AGENT_STATES_SQL
-    assert STATES_OLD in original.text, "reports.AGENT_STATES_SQL changed: update the bench"
-    reports.AGENT_STATES_SQL = sa.text(original.text.replace(STATES_OLD, STATES_NEW))
-    try:
-        return fn()
-    finally:
-        reports.AGENT_STATES_SQL = original
 
 
 def median_ms(fn: Any, repeat: int = 7) -> float:
@@ -338,17 +310,6 @@ def run() -> dict[str, float]:
         figures = asyncio.run(push_latency(url, token))
         fill(engine)
         figures.update(kpi_times(engine))
-        with engine.begin() as conn:
-            for statement in PROPOSED:
-                conn.execute(sa.text(statement))
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE calls"))
-            conn.execute(sa.text("VACUUM ANALYZE agent_state_changes"))
-        indexed = with_proposed_states_sql(lambda: kpi_times(engine))
-        figures["wallboard.kpi_query_ms_indexed"] = indexed["wallboard.kpi_query_ms"]
-        figures["wallboard.report_agent_figures_ms_indexed"] = indexed[
-            "wallboard.report_agent_figures_ms"
-        ]
         return figures
     finally:
         engine.dispose()
