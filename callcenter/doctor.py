@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from callcenter.ami.protocol import AmiParser, Message, encode_action
 from callcenter.config import NodeSettings, Settings
 from callcenter.db import engine as db
 
@@ -96,14 +97,15 @@ async def check_broker(settings: Settings) -> Check:
     return Check("broker", Status.OK, f"{where}: connected and published")
 
 
-async def _read_message(reader: asyncio.StreamReader) -> dict[str, str]:
-    raw = await reader.readuntil(b"\r\n\r\n")
-    fields: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").split("\r\n"):
-        key, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(key.strip(), value.strip())
-    return fields
+async def _reply(reader: asyncio.StreamReader, parser: AmiParser, action_id: str) -> Message:
+    """The reply to ``action_id``, skipping the banner and any event before it."""
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        for frame in parser.feed(data):
+            if isinstance(frame, Message) and frame.action_id == action_id:
+                return frame
 
 
 async def check_node(node: NodeSettings) -> Check:
@@ -122,29 +124,33 @@ async def check_node(node: NodeSettings) -> Check:
                         "point [nodes.*] host/port at Asterisk's manager.conf port",
                     )
                 writer.write(
-                    b"Action: Login\r\nActionID: doctor-1\r\nUsername: "
-                    + node.username.encode()
-                    + b"\r\nSecret: "
-                    + node.secret.reveal().encode()
-                    + b"\r\nEvents: off\r\n\r\n"
+                    encode_action(
+                        {
+                            "Action": "Login",
+                            "ActionID": "doctor-1",
+                            "Username": node.username,
+                            "Secret": node.secret.reveal(),
+                            "Events": "off",
+                        }
+                    )
                 )
                 await writer.drain()
-                reply = await _read_message(reader)
-                while reply.get("ActionID") != "doctor-1" and "Response" not in reply:
-                    reply = await _read_message(reader)
-                if reply.get("Response") != "Success":
+                reply = await _reply(reader, AmiParser(expect_banner=False), "doctor-1")
+                if reply.response != "Success":
                     return Check(
                         name,
                         Status.FAIL,
                         f"{where}: login refused ({reply.get('Message', '?')})",
                         "check username/secret against manager.conf",
                     )
-                writer.write(b"Action: Logoff\r\nActionID: doctor-2\r\n\r\n")
+                writer.write(encode_action({"Action": "Logoff", "ActionID": "doctor-2"}))
                 await writer.drain()
             finally:
                 writer.close()
     except TimeoutError:
         return Check(name, Status.FAIL, f"{where}: no answer", "is Asterisk running?")
+    except ValueError as exc:  # a line break in username/secret: refused before sending
+        return Check(name, Status.FAIL, f"{where}: {exc}", "fix [nodes.*] username/secret")
     except (OSError, asyncio.IncompleteReadError) as exc:
         return Check(
             name,

@@ -23,12 +23,12 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from callcenter import directory
-from callcenter.agi.amilink import AmiLink
 from callcenter.agi.callback import CallbackService
 from callcenter.agi.flows import Services, build_scripts
 from callcenter.agi.ivr import load_ivrs
 from callcenter.agi.options import AgiOptions
 from callcenter.agi.server import AgiServer
+from callcenter.ami.link import AmiLink
 from callcenter.asterisk import files, run, sample
 from callcenter.asterisk.render import QueueConf, RenderOptions, render
 from callcenter.config import Settings

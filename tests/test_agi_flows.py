@@ -21,13 +21,13 @@ from sqlalchemy.engine import Engine
 
 from callcenter import config, directory
 from callcenter.agi import callback_store
-from callcenter.agi.amilink import AmiLink
 from callcenter.agi.callback import CallbackService, originate_fields
 from callcenter.agi.flows import Services, build_scripts
 from callcenter.agi.ivr import load_ivrs
 from callcenter.agi.options import AgiOptions
 from callcenter.agi.screenpop import ScreenPopPublisher
 from callcenter.agi.server import AgiServer
+from callcenter.ami.link import AmiLink
 from callcenter.db.engine import session_scope
 from callcenter.db.models import Call
 from callcenter.db.models_ivr import Callback, SurveyAnswer

@@ -57,6 +57,11 @@ async def test_node_login_ok_refused_and_down(ami_listener: int) -> None:
     refused = await doctor.check_node(dataclasses.replace(node, secret=Secret("wrong")))
     assert refused.status is Status.FAIL
     assert "login refused" in refused.detail
+    injected = await doctor.check_node(
+        dataclasses.replace(node, secret=Secret("right\r\nAction: Logoff"))
+    )
+    assert injected.status is Status.FAIL
+    assert "CR/LF" in injected.detail
     down = await doctor.check_node(dataclasses.replace(node, port=9))
     assert down.status is Status.FAIL
     assert down.fix

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from callcenter import config
-from callcenter.agi.amilink import AmiLink
+from callcenter.ami.link import AmiLink
 from callcenter.wallboard import accounts
 from callcenter.wallboard.app import Wallboard
 

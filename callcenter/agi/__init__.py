@@ -9,6 +9,7 @@
 - :mod:`.history` and :mod:`.screenpop`: caller history, channel variables, MQTT screen-pop.
 - :mod:`.callback` and :mod:`.callback_store`: queue callback keeping the caller's place.
 - :mod:`.survey`: the post-call survey; :mod:`.features`: agent feature codes over AMI.
-- :mod:`.amilink`: the one AMI connection of the service; :mod:`.options`: its settings.
+- :mod:`callcenter.ami.link`: the one AMI connection of the service; :mod:`.options`: its
+  settings.
 - :mod:`.app`: the composition root (``callcenter agi``, ``callcenter agi-stdio``).
 """

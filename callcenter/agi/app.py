@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from callcenter.agi import stdio
-from callcenter.agi.amilink import AmiLink
 from callcenter.agi.callback import CallbackService
 from callcenter.agi.flows import Services, build_scripts
 from callcenter.agi.ivr import Ivr, load_ivrs
 from callcenter.agi.options import AgiOptions, node_settings, sounds_dir
 from callcenter.agi.screenpop import ScreenPopPublisher
 from callcenter.agi.server import AgiServer
+from callcenter.ami.link import AmiLink
 from callcenter.config import Settings
 from callcenter.db import engine as db
 

@@ -56,13 +56,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from callcenter.agi import callback_store as store
-from callcenter.agi.amilink import AmiLink, AmiUnavailable
 from callcenter.agi.callback_store import CallbackRow
 from callcenter.agi.channel import Channel
 from callcenter.agi.history import queue_max_wait
 from callcenter.agi.ivr import CallbackPrompts
 from callcenter.agi.options import AgiOptions
 from callcenter.ami.connection import AmiError
+from callcenter.ami.link import AmiLink, AmiUnavailable
 from callcenter.ami.protocol import Message
 
 log = logging.getLogger(__name__)

@@ -41,8 +41,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload
 
-from callcenter.agi.amilink import AmiLink, AmiUnavailable
 from callcenter.agi.channel import Channel
+from callcenter.ami.link import AmiLink, AmiUnavailable
 from callcenter.db.models import Agent, QueueMember
 from callcenter.directory import verify_pin
 

@@ -88,7 +88,6 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from callcenter.agi import callback_store
-from callcenter.agi.amilink import AmiLink
 from callcenter.agi.callback import CallbackService, ask_number, dial_string
 from callcenter.agi.channel import AgiError, CallerHungUp, Channel
 from callcenter.agi.features import AgentFeatures
@@ -105,6 +104,7 @@ from callcenter.agi.options import AgiOptions
 from callcenter.agi.screenpop import ScreenPopPublisher
 from callcenter.agi.survey import run_survey
 from callcenter.agi.walk import WalkResult, walk
+from callcenter.ami.link import AmiLink
 
 log = logging.getLogger(__name__)
 

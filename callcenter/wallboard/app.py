@@ -24,7 +24,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.engine import Engine
 
-from callcenter.agi.amilink import AmiLink
+from callcenter.ami.link import AmiLink
 from callcenter.config import Settings
 from callcenter.db import engine as db
 from callcenter.wallboard import api, fmt, metrics, stream, views

@@ -8,7 +8,7 @@ state: Asterisk's queue membership is the truth, and the bridge reports what it 
 - log out: ``QueueRemove`` of the interface from each queue the agent is a member of; a
   queue that answers "Not there" is fine (the agent left it meanwhile).
 
-One :class:`~callcenter.agi.amilink.AmiLink` per node, logged in with ``Events: off`` (the
+One :class:`~callcenter.ami.link.AmiLink` per node, logged in with ``Events: off`` (the
 bridge follows the events; this link only sends actions).
 """
 
@@ -18,8 +18,8 @@ import logging
 import re
 from collections.abc import Mapping
 
-from callcenter.agi.amilink import AmiLink, AmiUnavailable
 from callcenter.ami.connection import AmiClient
+from callcenter.ami.link import AmiLink, AmiUnavailable
 from callcenter.config import NodeSettings
 from callcenter.wallboard.model import AgentLive
 

@@ -1,4 +1,5 @@
-"""One AMI connection for the IVR service: feature codes and callbacks send their actions on it.
+"""One long-lived AMI connection for a service that sends actions: the IVR (feature codes,
+callbacks) and the wallboard (supervisors pausing agents).
 
 :class:`AmiLink` keeps one :class:`~callcenter.ami.connection.AmiClient` running (it reconnects
 with backoff by itself) and exposes the live :class:`~callcenter.ami.connection.AmiSession`.
