@@ -221,3 +221,49 @@ def test_encode_action() -> None:
 def test_encode_action_rejects_injection_and_bad_keys(action: Mapping[str, ActionValue]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011  (the message varies by case)
         encode_action(action)
+
+
+# --- the parser's fast path against a plain reference ---------------------------------------
+
+# Lines made of the pieces that can fool a split on ": " once the CRLFs are joined: values
+# with ": " or ending in ":" or " ", keys ending in ":", lines with no ": " at all.
+_PIECES = st.sampled_from(["Key", "Event", "V", ":", " ", ": ", "::", "a b", "x:", "", "é"])
+_LINE = st.lists(_PIECES, min_size=1, max_size=6).map("".join).filter(lambda s: s != "")
+
+
+def _reference(block: str) -> Message | MalformedMessage:
+    """What a frame means, line by line: the first ": " splits; "Key:" is an empty value;
+    any other line without ": " makes the frame malformed; a key maps to its first value."""
+    pairs: list[tuple[str, str]] = []
+    bad = False
+    for line in block.split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            pairs.append((key, value))
+        elif line.endswith(":") and len(line) > 1:
+            pairs.append((line[:-1], ""))
+        else:
+            bad = True
+    if bad:
+        return MalformedMessage(block, "", tuple(pairs))
+    return Message.from_pairs(pairs)
+
+
+@settings(max_examples=600)
+@given(st.lists(_LINE, min_size=1, max_size=8))
+def test_fast_path_means_what_each_line_says(lines: list[str]) -> None:
+    block = "\r\n".join(lines)
+    frames = parse_chunks([block.encode() + b"\r\n\r\n"], expect_banner=False)
+    assert len(frames) == 1
+    got, want = frames[0], _reference(block)
+    assert type(got) is type(want), (block, got)
+    if isinstance(got, Message):
+        assert isinstance(want, Message)
+        assert dict(got.fields) == dict(want.fields)
+        assert got.pairs == want.pairs
+        assert got.text == block
+    else:
+        assert isinstance(got, MalformedMessage)
+        assert isinstance(want, MalformedMessage)
+        assert got.pairs == want.pairs
+        assert got.raw == block

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from callcenter.bridge.rows import Batch, event_row
+from callcenter.bridge.rows import Batch, copy_timestamp, event_row, frame_row
 from callcenter.bridge.spool import Spool
 from callcenter.bridge.store import BACKLOG_BATCHES, CallLogWriter
 
@@ -79,3 +82,71 @@ async def test_a_deep_backlog_stops_reading(clean_db: Engine, tmp_path: Path) ->
     writer.batch.events.extend(events(BACKLOG_BATCHES * 10))
     writer.poke()
     assert not writer.writable.is_set()
+
+
+# --- audit rows: the hot path writes what the general one does -----------------------------
+
+_TEXT = st.text(st.sampled_from('aZ0 :.-\\\t\r\n"é'), max_size=12)
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["Event", "Uniqueid", "Linkedid", "X"]), _TEXT),
+        min_size=1,
+        max_size=6,
+    ),
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    st.sampled_from(["pbx", "p\tb\\x"]),
+)
+def test_frame_row_is_event_row(pairs: list[tuple[str, str]], at: float, node: str) -> None:
+    raw = "\r\n".join(f"{k}: {v}" for k, v in pairs)
+    first = dict(reversed(pairs))
+    name, uid, lid = first.get("Event", ""), first.get("Uniqueid"), first.get("Linkedid")
+    assert frame_row(node, "c:1", at, name, raw, uid, lid) == event_row(
+        node, "c:1", at, name, raw, None, uid, lid
+    )
+
+
+def test_copy_timestamp_in_any_order() -> None:
+    # The cache keeps one second: times that go back (a resync's list, a second node) must
+    # still format right.
+    for at in (1795343012.25, 1795343012.5, 1795343011.000001, 1795343012.999999, 0.0):
+        want = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
+        assert copy_timestamp(at) == want
+
+
+async def test_spans_opened_and_closed_in_one_batch_end_closed(
+    clean_db: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """The pipelined write sends every close, then every open: a span that starts and ends
+    within one batch must still be stored closed, and one left open stays open."""
+
+    def span(state: str, at: float, prev: str | None, prev_at: float | None) -> dict[str, object]:
+        return {"node": "pbx", "agent": "Alice", "state": state, "reason": None,
+                "started_at": at, "previous_state": prev, "previous_reason": None,
+                "previous_started_at": prev_at}  # fmt: skip
+
+    writer = CallLogWriter(database_url, Spool(tmp_path / "s.spool"))
+    writer.batch.spans.extend([
+        span("available", 100.0, None, None),
+        span("ringing", 110.0, "available", 100.0),
+        span("on_call", 115.0, "ringing", 110.0),
+    ])  # fmt: skip
+    writer.batch.sessions.append(
+        {"op": "login", "node": "pbx", "agent": "Alice", "interface": "PJSIP/a", "at": 100.0}
+    )
+    await writer.flush()
+    await writer._drop_connection()
+    with clean_db.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT state, extract(epoch FROM started_at), extract(epoch FROM ended_at) "
+            "FROM agent_state_changes ORDER BY started_at"
+        )).all()  # fmt: skip
+        sessions = conn.execute(sa.text("SELECT count(*) FROM agent_sessions")).scalar_one()
+    assert [(s, float(a), None if e is None else float(e)) for s, a, e in rows] == [
+        ("available", 100.0, 110.0),
+        ("ringing", 110.0, 115.0),
+        ("on_call", 115.0, None),
+    ]
+    assert sessions == 1

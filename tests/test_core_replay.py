@@ -31,6 +31,7 @@ from callcenter.core import (
     QueueLogEntry,
     State,
     apply,
+    ignores_var_set,
     initial_state,
     parse_queue_log_line,
     reconcile_call,
@@ -642,3 +643,27 @@ def test_queue_log_line_parser() -> None:
     for bad in ("", "garbage", "x|a|b|c|EVENT", "1|a|b|c|"):
         with pytest.raises(ValueError, match="queue_log"):
             parse_queue_log_line(bad)
+
+
+@pytest.mark.parametrize("scenario", traces.scenarios())
+def test_a_var_set_the_core_says_it_ignores_changes_nothing(scenario: str) -> None:
+    """The bridge skips typing and applying a VarSet when ``ignores_var_set`` says so: at
+    every VarSet of every trace, that answer must be exact (same state object, no change),
+    and the trace must hold both kinds, or the test proves nothing."""
+    state = initial_state(traces.NODE, traces.core_config())
+    skipped = kept = 0
+    for event in traces.events(scenario):
+        if isinstance(event, ev.VarSet) and ignores_var_set(
+            state, event.variable, event.uniqueid, event.time
+        ):
+            after, changes = apply(state, event)
+            assert after is state, event
+            assert changes == [], event
+            skipped += 1
+        elif isinstance(event, ev.VarSet):
+            kept += 1
+        state, _ = apply(state, event)
+    if scenario in ("inbound-answered", "burst", "inbound-timeout"):
+        # Both answers occur: most VarSets are skipped; QUEUESTATUS, the Queue() timeout
+        # variable and a tracked channel's are not.
+        assert skipped > kept > 0

@@ -169,21 +169,25 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         now = self._clock()
         self.last_data = time.monotonic()
+        pending = self.pending
+        append = self.items.append
         for frame in self._parser.feed(data):
-            if isinstance(frame, Banner):
+            if type(frame) is Message:
+                if pending:  # most of the time nothing waits for a reply
+                    aid = frame.fields.get("ActionID")
+                    action = pending.get(aid) if aid else None
+                    if action is not None:
+                        self._route(action, frame)
+                        continue
+                append(Received(frame, now))
+            elif isinstance(frame, Banner):
                 if not self.banner.done():
                     self.banner.set_result(frame.text)
-                continue
-            if isinstance(frame, Message):
-                aid = frame.action_id
-                action = self.pending.get(aid) if aid else None
-                if action is not None:
-                    self._route(action, frame)
-                    continue
-            self.items.append(Received(frame, now))
-            if isinstance(frame, FrameTooLarge) and self.transport is not None:
-                # A peer that sends a megabyte without a blank line is not Asterisk.
-                self.transport.abort()
+            else:
+                append(Received(frame, now))
+                if isinstance(frame, FrameTooLarge) and self.transport is not None:
+                    # A peer that sends a megabyte without a blank line is not Asterisk.
+                    self.transport.abort()
         if self.items:
             self.wakeup.set()
             if len(self.items) >= HIGH_WATER and not self.paused and self.transport:

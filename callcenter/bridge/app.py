@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from pathlib import Path
 
@@ -126,6 +127,10 @@ class Bridge:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down cleanly."""
+        # What exists now (modules, settings, the parts) lives as long as the process: take
+        # it out of the cyclic collector's full passes, which the per-event garbage of a busy
+        # AMI stream would otherwise make scan it again and again.
+        gc.freeze()
         async with asyncio.TaskGroup() as tg:
             writer = tg.create_task(self.writer.run(), name="calllog-writer")
             publisher = tg.create_task(self.publisher.run(), name="mqtt-publisher")

@@ -29,9 +29,9 @@ from callcenter.ami.connection import (
     Received,
     StreamItem,
 )
-from callcenter.ami.protocol import FrameTooLarge, MalformedMessage, Message
+from callcenter.ami.protocol import Frame, FrameTooLarge, MalformedMessage, Message
 from callcenter.bridge.publisher import Publisher
-from callcenter.bridge.rows import event_row
+from callcenter.bridge.rows import event_row, frame_row
 from callcenter.bridge.store import CallLogWriter
 from callcenter.config import NodeSettings
 from callcenter.core.queue_log import QueueLogEntry, parse_queue_log_line
@@ -149,7 +149,9 @@ class NodeBridge:
         if isinstance(item, Received):
             if not self.writer.writable.is_set():
                 await self.writer.writable.wait()  # the spool is full: let Asterisk buffer
-            await self._received(item)
+            lost = self.receive(item.frame, item.at)
+            if lost:
+                await self._reconcile(lost)
         elif isinstance(item, Connected):
             self.session = item.session
             self._conn_key, self._seq = f"{item.at:.6f}", 0
@@ -168,67 +170,85 @@ class NodeBridge:
         self._seq += 1
         return f"{self._conn_key}:{self._seq}"
 
-    async def _received(self, item: Received) -> None:
-        frame = item.frame
-        if isinstance(frame, FrameTooLarge):
-            self._audit_raw(item.at, "", frame.prefix, f"frame over {frame.limit} chars")
-            self.counters.malformed += 1
-            return
+    def receive(self, frame: Frame, at: float) -> list[core.Call]:
+        """Handle one received frame (synchronously: this is the hot path). Returns the
+        calls that a finished resync closed as lost, for :meth:`_reconcile`."""
+        if type(frame) is not Message:
+            return self._receive_bad(frame, at)
+        fields = frame.fields
+        name = fields.get("Event")
         if (
-            isinstance(frame, Message)
-            and frame.event is None
-            and (frame.action_id or "").startswith("resync-")
-            and frame.response == "Success"
+            name is None
+            and fields.get("Response") == "Success"
+            and (fields.get("ActionID") or "").startswith("resync-")
         ):
             # The "EventList: start" answer of our resync actions; anything else
             # unsolicited is worth keeping.
-            return
-        event = ev.parse_event(frame, item.at, self.name)
+            return []
+        if name == "VarSet":
+            # Half of all traffic, and the core reads few of them: ask it before typing one.
+            variable = fields.get("Variable")
+            t = ev.event_time(fields, at)
+            if variable is not None and core.ignores_var_set(
+                self.state, variable, fields.get("Uniqueid", ""), t
+            ):
+                self.counters.events += 1
+                if self.audit:
+                    self.writer.batch.events.append(
+                        frame_row(self.name, self._key(), t, name, frame.text,
+                                  fields.get("Uniqueid"), fields.get("Linkedid"))
+                    )  # fmt: skip
+                return []
+        event = ev.parse_event(frame, at, self.name)
         self.counters.events += 1
-        if isinstance(event, ev.MalformedEvent):
-            self.counters.malformed += 1
-            self.counters.by_malformed[event.name] = (
-                self.counters.by_malformed.get(event.name, 0) + 1
-            )
-            raw = frame.raw if isinstance(frame, MalformedMessage) else frame.text
-            self._audit_raw(event.time, event.name, raw, event.error, event.fields)
-            return
+        kind = type(event)
+        if kind is ev.MalformedEvent:
+            assert isinstance(event, ev.MalformedEvent)
+            self._malformed(event, frame.text)
+            return []
         if self.audit:
-            self._audit(frame, event)
-        if isinstance(event, ev.UnknownEvent):
+            self.writer.batch.events.append(
+                frame_row(self.name, self._key(), event.time, name or "", frame.text,
+                          fields.get("Uniqueid"), fields.get("Linkedid"))
+            )  # fmt: skip
+        if kind is ev.UnknownEvent:
             self.counters.unknown += 1
-            return
+            return []
         try:
             self.state, changes = core.apply(self.state, event)
         except Exception as exc:  # a bug in one transition must not stop the call log
-            log.exception("ami %s: cannot apply %s", self.name, type(event).__name__)
+            log.exception("ami %s: cannot apply %s", self.name, kind.__name__)
             self.counters.malformed += 1
-            self.counters.last_error = f"{type(event).__name__}: {exc!r}"
-            raw = frame.text if isinstance(frame, Message) else frame.raw
-            self._audit_raw(event.time, type(event).__name__, raw, f"core: {exc!r}")
-            return
+            self.counters.last_error = f"{kind.__name__}: {exc!r}"
+            self._audit_raw(event.time, kind.__name__, frame.text, f"core: {exc!r}")
+            return []
         self.emit(changes)
-        if isinstance(event, ev.FullyBooted):
+        if kind is ev.FullyBooted:
             self.resync()
-        elif isinstance(event, ev.QueueStatusComplete | ev.CoreShowChannelsComplete):
-            self.counters.resyncs += isinstance(event, ev.CoreShowChannelsComplete)
-            lost = [
+        elif kind is ev.QueueStatusComplete or kind is ev.CoreShowChannelsComplete:
+            self.counters.resyncs += kind is ev.CoreShowChannelsComplete
+            return [
                 c.call for c in changes
                 if isinstance(c, core.CallChanged) and c.call.closed
                 and c.call.outcome is CallOutcome.LOST
             ]  # fmt: skip
-            if lost:
-                await self._reconcile(lost)
+        return []
 
-    def _audit(self, frame: Message | MalformedMessage, event: ev.Event) -> None:
-        if isinstance(frame, Message):
-            f = frame.fields
-            row = event_row(self.name, self._key(), event.time, f.get("Event", ""), frame.text,
-                            None, f.get("Uniqueid"), f.get("Linkedid"))  # fmt: skip
-        else:
-            row = event_row(self.name, self._key(), event.time, "", frame.raw, frame.error,
-                            None, None)  # fmt: skip
-        self.writer.batch.events.append(row)
+    def _receive_bad(self, frame: Frame, at: float) -> list[core.Call]:
+        if isinstance(frame, FrameTooLarge):
+            self._audit_raw(at, "", frame.prefix, f"frame over {frame.limit} chars")
+            self.counters.malformed += 1
+        elif isinstance(frame, MalformedMessage):
+            event = ev.parse_event(frame, at, self.name)
+            self.counters.events += 1
+            assert isinstance(event, ev.MalformedEvent)
+            self._malformed(event, frame.raw)
+        return []
+
+    def _malformed(self, event: ev.MalformedEvent, raw: str) -> None:
+        self.counters.malformed += 1
+        self.counters.by_malformed[event.name] = self.counters.by_malformed.get(event.name, 0) + 1
+        self._audit_raw(event.time, event.name, raw, event.error, event.fields)
 
     def _audit_raw(
         self, at: float, name: str, raw: str, error: str,

@@ -15,19 +15,27 @@ A retained topic is published only when its payload really changed. While the br
 away, retained topics keep only their latest payload (republished on reconnect, so the broker
 holds the current state) and call events queue up to ``max_events`` (older ones are dropped
 and counted: the call log in PostgreSQL has them all).
+
+Throughput: aiomqtt's ``publish`` costs an ``asyncio.Event``, a ``wait_for`` and a trip
+through the loop per message (about 8,000 QoS 0 messages a second here, less than a busy
+bridge makes). So the pump hands a chunk of messages to the paho client that aiomqtt wraps
+and awaits only the chunk's last one through aiomqtt: one TCP connection keeps them in order,
+so when the last is out (QoS 0) or acknowledged (QoS 1) so is the chunk, and a broken
+connection still surfaces as aiomqtt's ``MqttError``. Payloads are encoded by orjson.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import socket
 from dataclasses import fields
 from typing import Any
 
 import aiomqtt
+import orjson
+import paho.mqtt.client as paho
 
 from callcenter.ami.connection import Backoff
 from callcenter.config import MqttSettings
@@ -37,6 +45,8 @@ from callcenter.core.records import Agent, Call, QueueSnapshot
 log = logging.getLogger(__name__)
 
 VERSION = 1
+#: Messages handed to paho before awaiting the last of them.
+CHUNK = 256
 _TOPIC_UNSAFE = str.maketrans({"/": "%2F", "+": "%2B", "#": "%23", "%": "%25", "\0": ""})
 
 
@@ -106,13 +116,14 @@ class Publisher:
         self.connected = False
         self.published = 0
         self.dropped_events = 0
+        self._in_flight = 0  # messages handed to the client and not yet confirmed
         self.status_topic = f"{self.prefix}/bridge/status"
         self._stopping = False
 
     # --- what the bridge calls ------------------------------------------------------------
 
     def retain(self, topic: str, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
         if self._retained.get(topic) == data:
             return  # no real change: publish nothing
         self._retained[topic] = data
@@ -123,7 +134,7 @@ class Publisher:
         if len(self._events) >= self.max_events:
             self._events.popleft()
             self.dropped_events += 1
-        self._events.append((topic, json.dumps(payload, separators=(",", ":")).encode()))
+        self._events.append((topic, orjson.dumps(payload)))
         self._wake.set()
 
     def publish_changes(self, node: str, changes: list[Change]) -> None:
@@ -150,7 +161,7 @@ class Publisher:
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
-        offline = json.dumps({"v": VERSION, "type": "bridge", "online": False}).encode()
+        offline = orjson.dumps({"v": VERSION, "type": "bridge", "online": False})
         return aiomqtt.Client(
             s.host,
             s.port,
@@ -173,7 +184,9 @@ class Publisher:
                     self.connected = True
                     backoff.reset()
                     online = {"v": VERSION, "type": "bridge", "online": True}
-                    await client.publish(self.status_topic, json.dumps(online), qos=1, retain=True)
+                    await client.publish(
+                        self.status_topic, orjson.dumps(online), qos=1, retain=True
+                    )
                     # The broker may have lost retained messages, or missed changes: resend all.
                     self._dirty = dict.fromkeys(self._retained)
                     await self._pump(client)
@@ -186,30 +199,62 @@ class Publisher:
                 self.connected = False
                 await asyncio.sleep(backoff.next())
 
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be published."""
+        return not self._dirty and not self._events and not self._in_flight
+
     async def _pump(self, client: aiomqtt.Client) -> None:
         while True:
             if self._stopping and not self._dirty and not self._events:
                 offline = {"v": VERSION, "type": "bridge", "online": False}
-                await client.publish(self.status_topic, json.dumps(offline), qos=1, retain=True)
+                await client.publish(self.status_topic, orjson.dumps(offline), qos=1, retain=True)
                 return
-            while self._dirty:
-                # Unmark before the await: a newer snapshot arriving meanwhile marks it again.
-                # (A failed publish is covered: reconnecting re-marks every retained topic.)
-                topic = next(iter(self._dirty))
-                del self._dirty[topic]
-                await client.publish(topic, self._retained[topic], qos=1, retain=True)
-                self.published += 1
-            while self._events and not self._dirty:
-                topic, data = self._events[0]
-                await client.publish(topic, data, qos=0, retain=False)
-                self._events.popleft()
-                self.published += 1
-            if not self._dirty and not self._events:
+            if self._dirty or self._events:
+                await self._publish_chunk(client)
+            else:
                 self._wake.clear()
                 await self._wake.wait()
+
+    async def _publish_chunk(self, client: aiomqtt.Client) -> None:
+        """Publish up to :data:`CHUNK` messages, retained snapshots first, and wait until the
+        last is out. Snapshots are unmarked before the wait (a newer one arriving meanwhile
+        marks its topic again; a failed connection re-marks them all); call events go back
+        to the front of their queue if the connection fails."""
+        chunk: list[tuple[str, bytes, int, bool]] = []
+        while self._dirty and len(chunk) < CHUNK:
+            topic = next(iter(self._dirty))
+            del self._dirty[topic]
+            chunk.append((topic, self._retained[topic], 1, True))
+        taken: list[tuple[str, bytes]] = []
+        while self._events and len(chunk) < CHUNK:
+            topic, data = self._events.popleft()
+            taken.append((topic, data))
+            chunk.append((topic, data, 0, False))
+        self._in_flight = len(chunk)
+        try:
+            await _publish_all(client, chunk)
+        except BaseException:
+            self._events.extendleft(reversed(taken))
+            raise
+        finally:
+            self._in_flight = 0
+        self.published += len(chunk)
 
     def stop(self) -> None:
         """Publish what is pending, then ``online: false``, and let :meth:`run` return (the
         will only covers a crash: a clean DISCONNECT does not fire it)."""
         self._stopping = True
         self._wake.set()
+
+
+async def _publish_all(client: aiomqtt.Client, chunk: list[tuple[str, bytes, int, bool]]) -> None:
+    """Queue all but the last message with paho (aiomqtt's ``_client``: aiomqtt has no
+    batch publish), then publish the last through aiomqtt, which waits for it."""
+    inner: paho.Client = client._client
+    for topic, data, qos, retain in chunk[:-1]:
+        info = inner.publish(topic, data, qos, retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+    topic, data, qos, retain = chunk[-1]
+    await client.publish(topic, data, qos=qos, retain=retain)

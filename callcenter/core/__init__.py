@@ -40,7 +40,7 @@ from callcenter.core.records import (
     State,
 )
 from callcenter.core.resync import resync_channels, resync_queues
-from callcenter.core.state import apply, connection_lost, initial_state, tick
+from callcenter.core.state import apply, connection_lost, ignores_var_set, initial_state, tick
 
 __all__ = [
     "Agent",
@@ -63,6 +63,7 @@ __all__ = [
     "State",
     "apply",
     "connection_lost",
+    "ignores_var_set",
     "initial_state",
     "parse_queue_log",
     "parse_queue_log_line",

@@ -68,15 +68,25 @@ def on_newchannel(state: State, event: Newchannel) -> Result:
     return tx.commit()
 
 
+def var_set_matters(state: State, variable: str, uniqueid: str) -> bool:
+    """Whether a VarSet of ``variable`` on channel ``uniqueid`` can change anything: one of
+    the variables a call keeps, or any variable of a tracked root channel (its first VarSet
+    in a call context makes it a call). Most VarSets (~half of all AMI traffic) are not."""
+    config = state.config
+    return (
+        variable == "QUEUESTATUS"
+        or variable == config.timeout_variable
+        or variable == config.ivr_path_variable
+        or uniqueid in state.channels
+    )
+
+
 def on_var_set(state: State, event: VarSet) -> Result:
     """QUEUESTATUS, the Queue() timeout variable and the IVR path variable of a call; and the
     first VarSet of a tracked root channel that now runs in a call context."""
     config = state.config
     name = event.variable
-    relevant = (
-        name == "QUEUESTATUS" or name == config.timeout_variable or name == config.ivr_path_variable
-    )
-    if not relevant and event.uniqueid not in state.channels:
+    if not var_set_matters(state, name, event.uniqueid):
         return state, []
     tx = Tx(state, event.time)
     call = tx.call(event.uniqueid)

@@ -102,6 +102,14 @@ def apply(state: State, event: ev.Event) -> tuple[State, list[Change]]:
     return state, more
 
 
+def ignores_var_set(state: State, variable: str, uniqueid: str, at: float) -> bool:
+    """True when ``apply`` of a VarSet of ``variable`` on ``uniqueid`` at ``at`` would return
+    ``state`` unchanged and no change: the shell may then skip typing and applying it (it
+    still audits and counts it). Exact by construction: the same test ``on_var_set`` makes,
+    and no wrap-up due by ``at`` (which ``apply`` would end first)."""
+    return state.wrapup_due > at and not calls.var_set_matters(state, variable, uniqueid)
+
+
 def tick(state: State, now: float) -> tuple[State, list[Change]]:
     """End every wrap-up due at ``now``; each change is stamped with its wrap-up's end."""
     if state.wrapup_due > now:

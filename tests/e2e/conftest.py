@@ -224,10 +224,23 @@ def start_pbx(
             stop(binary, where, proc)
 
 
+def require_sounds(binary: Path) -> None:
+    """The IVR's prompts are Asterisk's core sounds: an Asterisk built without them (the
+    build downloads them; Debian ships them as asterisk-core-sounds-en-gsm) cannot play them."""
+    _, data_dir = run.installation_dirs(binary)
+    en = Path(data_dir) / "sounds" / "en" if data_dir else None
+    if en is None or not any(en.glob("beep.*")):
+        pytest.skip(
+            f"needs Asterisk's core sounds next to {binary} ({en}/beep.*): install them "
+            "with Asterisk, or copy Debian's asterisk-core-sounds-en-gsm there"
+        )
+
+
 @pytest.fixture(scope="module")
 def pbx(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[Pbx]:
     binary = asterisk_binary()
     sipp = sipp_binary()
+    require_sounds(binary)
     try:
         with start_pbx(tmp_path_factory.mktemp("e2e"), engine, binary, sipp) as pbx:
             yield pbx
