@@ -193,11 +193,7 @@ class NodeBridge:
                 self.state, variable, fields.get("Uniqueid", ""), t
             ):
                 self.counters.events += 1
-                if self.audit:
-                    self.writer.batch.events.append(
-                        frame_row(self.name, self._key(), t, name, frame.text,
-                                  fields.get("Uniqueid"), fields.get("Linkedid"))
-                    )  # fmt: skip
+                self._audit(frame, name, t)
                 return []
         event = ev.parse_event(frame, at, self.name)
         self.counters.events += 1
@@ -206,11 +202,7 @@ class NodeBridge:
             assert isinstance(event, ev.MalformedEvent)
             self._malformed(event, frame.text)
             return []
-        if self.audit:
-            self.writer.batch.events.append(
-                frame_row(self.name, self._key(), event.time, name or "", frame.text,
-                          fields.get("Uniqueid"), fields.get("Linkedid"))
-            )  # fmt: skip
+        self._audit(frame, name or "", event.time)
         if kind is ev.UnknownEvent:
             self.counters.unknown += 1
             return []
@@ -233,6 +225,15 @@ class NodeBridge:
                 and c.call.outcome is CallOutcome.LOST
             ]  # fmt: skip
         return []
+
+    def _audit(self, frame: Message, name: str, at: float) -> None:
+        """The audit row of a frame that parsed (``audit_events``)."""
+        if self.audit:
+            f = frame.fields
+            self.writer.batch.events.append(
+                frame_row(self.name, self._key(), at, name, frame.text,
+                          f.get("Uniqueid"), f.get("Linkedid"))
+            )  # fmt: skip
 
     def _receive_bad(self, frame: Frame, at: float) -> list[core.Call]:
         if isinstance(frame, FrameTooLarge):
