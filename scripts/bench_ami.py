@@ -12,14 +12,16 @@ Keys: ami.events_per_s (end to end, over BENCH_AMI_EVENTS events, default 1,000,
 ami.raw_parse_per_s (panoramisk's AMIProtocol on the same bytes, measured before and after
 the bridge ran: the mean), ami.parse_per_s (our parser, likewise), ami.end_to_end_vs_raw_parse
 (the first over the second), ami.rss_growth_mb (RSS once the last event is written and
-published, less RSS at the same idle point after the first 20%: the peer pauses there, and
-that pause is not counted in the rate), ami.mqtt_dropped (call events the publisher
-dropped because MQTT fell behind: 0 when it kept up).
+published, less RSS at the same idle point after the first 20%, each after malloc_trim: the
+peer pauses there, and that pause is not counted in the rate), ami.mqtt_dropped (call
+events the publisher dropped because MQTT fell behind: 0 when it kept up).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
 import re
 import resource
@@ -143,6 +145,15 @@ asyncio.run(main())
 """
 
 
+def idle_rss_mb() -> float:
+    """RSS once freed memory is handed back: glibc keeps what a peak (a batch grown while the
+    database lagged) freed, so without ``malloc_trim`` RSS shows the high-water mark, not
+    what is alive. Growth of this between two idle points is what a leak would show."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return rss_mb()
+
+
 def rss_mb() -> float:
     with Path("/proc/self/status").open() as f:
         for line in f:
@@ -194,10 +205,10 @@ async def run_bridge(
     # 20% of the events and after the last: mid-stream, one reading lands anywhere on the
     # saw-tooth of the open batch, which fills and empties every flush.
     elapsed = await idle_after(pause_at_events)
-    early_rss = rss_mb()
+    early_rss = idle_rss_mb()
     resume()
     elapsed += await idle_after(total)
-    late_rss = rss_mb()
+    late_rss = idle_rss_mb()
     stop.set()
     await asyncio.wait_for(task, 30)
     return {
