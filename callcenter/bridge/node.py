@@ -31,7 +31,7 @@ from callcenter.ami.connection import (
 )
 from callcenter.ami.protocol import Frame, FrameTooLarge, MalformedMessage, Message
 from callcenter.bridge.publisher import Publisher
-from callcenter.bridge.rows import event_row, frame_row
+from callcenter.bridge.rows import event_row
 from callcenter.bridge.store import CallLogWriter
 from callcenter.config import NodeSettings
 from callcenter.core.queue_log import QueueLogEntry, parse_queue_log_line
@@ -197,11 +197,10 @@ class NodeBridge:
                 return []
         event = ev.parse_event(frame, at, self.name)
         self.counters.events += 1
-        kind = type(event)
-        if kind is ev.MalformedEvent:
-            assert isinstance(event, ev.MalformedEvent)
+        if isinstance(event, ev.MalformedEvent):
             self._malformed(event, frame.text)
             return []
+        kind = type(event)
         self._audit(frame, name or "", event.time)
         if kind is ev.UnknownEvent:
             self.counters.unknown += 1
@@ -231,7 +230,7 @@ class NodeBridge:
         if self.audit:
             f = frame.fields
             self.writer.batch.events.append(
-                frame_row(self.name, self._key(), at, name, frame.text,
+                event_row(self.name, self._key(), at, name, frame.text, None,
                           f.get("Uniqueid"), f.get("Linkedid"))
             )  # fmt: skip
 

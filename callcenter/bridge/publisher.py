@@ -226,16 +226,14 @@ class Publisher:
             topic = next(iter(self._dirty))
             del self._dirty[topic]
             chunk.append((topic, self._retained[topic], 1, True))
-        taken: list[tuple[str, bytes]] = []
         while self._events and len(chunk) < CHUNK:
             topic, data = self._events.popleft()
-            taken.append((topic, data))
             chunk.append((topic, data, 0, False))
         self._in_flight = len(chunk)
         try:
             await _publish_all(client, chunk)
         except BaseException:
-            self._events.extendleft(reversed(taken))
+            self._events.extendleft((t, d) for t, d, _, retain in reversed(chunk) if not retain)
             raise
         finally:
             self._in_flight = 0

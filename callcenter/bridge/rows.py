@@ -8,6 +8,7 @@ changes nothing (see :mod:`callcenter.bridge.store`): a call is its latest snaps
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,35 +50,29 @@ EVENT_COLUMNS = (
 
 
 def _copy_text(value: str | None) -> str:
-    """One field of PostgreSQL's COPY text format (NULL is ``\\N``). The common case has
-    nothing to escape, and ``in`` tests are far cheaper than rewriting every value."""
+    """One field of PostgreSQL's COPY text format (NULL is ``\\N``). Cheap in the common
+    cases: nothing to escape (``in`` tests are far cheaper than rewriting a value), or only
+    line ends -- every raw frame has CRLFs, few have a backslash or a tab."""
     if value is None:
         return "\\N"
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        value = (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
+    if "\\" in value or "\t" in value:
+        value = value.replace("\\", "\\\\").replace("\t", "\\t")
+    if "\n" in value or "\r" in value:
+        value = value.replace("\n", "\\n").replace("\r", "\\r")
     return value
 
 
-_second_text: tuple[int, str] = (-1, "")
+@functools.lru_cache(maxsize=8)
+def _utc_second(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
 
 
 def copy_timestamp(at: float) -> str:
-    """``at`` (epoch seconds) as timestamptz text. Events come many per second, so the text of
-    the last second is kept (a one-entry cache: the stream's times only move forward)."""
-    global _second_text
-    # Rounded to the microsecond, as Asterisk wrote it: 1795343011.000001 is a float a hair
-    # below, which truncation would turn into .000000.
+    """``at`` (epoch seconds) as timestamptz text; events come many per second, so the
+    formatted second is cached. Rounded to the microsecond, as Asterisk wrote it:
+    1795343011.000001 is a float a hair below, which truncation would make .000000."""
     second, micro = divmod(round(at * 1_000_000), 1_000_000)
-    last, text = _second_text
-    if second != last:
-        text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-        _second_text = (second, text)
-    return f"{text}.{micro:06d}+00"
+    return f"{_utc_second(second)}.{micro:06d}+00"
 
 
 def event_row(
@@ -97,36 +92,10 @@ def event_row(
     so a batch spooled and written twice stores it once, while two identical frames Asterisk
     really sent twice (it does: DeviceStateChange) are both kept.
     """
-    return "\t".join((
-        _copy_text(node), copy_timestamp(at), _copy_text(name[:64]), _copy_text(uniqueid),
-        _copy_text(linkedid), _copy_text(raw), _copy_text(error), _copy_text(key),
-    )) + "\n"  # fmt: skip
-
-
-def frame_row(
-    node: str,
-    key: str,
-    at: float,
-    name: str,
-    raw: str,
-    uniqueid: str | None,
-    linkedid: str | None,
-) -> str:
-    """:func:`event_row` for a frame that parsed (no error): the same line, made faster.
-
-    Contract: ``name``, ``uniqueid`` and ``linkedid`` are values of ``raw``'s own headers,
-    so they hold no backslash or tab when ``raw`` has none; then only line ends need
-    escaping (``raw``'s CRLFs, and a bare CR or LF a value may carry). Anything else takes
-    the general path.
-    """
-    if "\\" in raw or "\t" in raw or len(name) > 64:
-        return event_row(node, key, at, name, raw, None, uniqueid, linkedid)
-    text = raw.replace("\r", "\\r").replace("\n", "\\n")
-    uid = "\\N" if uniqueid is None else _copy_text(uniqueid)
-    lid = "\\N" if linkedid is None else _copy_text(linkedid)
     return (
-        f"{_copy_text(node)}\t{copy_timestamp(at)}\t{_copy_text(name)}\t{uid}\t{lid}\t"
-        f"{text}\t\\N\t{key}\n"
+        f"{_copy_text(node)}\t{copy_timestamp(at)}\t{_copy_text(name[:64])}\t"
+        f"{_copy_text(uniqueid)}\t{_copy_text(linkedid)}\t{_copy_text(raw)}\t"
+        f"{_copy_text(error)}\t{_copy_text(key)}\n"
     )
 
 
