@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv services run demo test check lint format typecheck bench clean
+.PHONY: help setup venv services browser run demo test check lint format typecheck bench clean
 
 help:
 	@echo "make run    - set up, migrate the database and run the call center"
@@ -23,6 +23,10 @@ services:
 setup:
 	@scripts/setup.sh all
 
+# Chromium for the wallboard's browser tests, where it can be installed (never fails).
+browser:
+	@scripts/setup.sh browser
+
 run: setup
 	$(BIN)/callcenter config init --if-missing
 	$(BIN)/callcenter db upgrade
@@ -34,6 +38,7 @@ demo: setup
 	$(BIN)/python -m callcenter.simulate.demo
 
 test: setup
+	@scripts/setup.sh browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: venv

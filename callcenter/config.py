@@ -165,7 +165,8 @@ class SiteSettings:
 
 @dataclass(frozen=True, slots=True)
 class ReportingSettings:
-    """Rules for the measures of shared/docs/call-center.md; the board shows which apply."""
+    """Rules for the report's measures (README, "What the report's figures mean"); the board
+    shows which apply."""
 
     # Abandons shorter than this are left out of offered, abandoned and SL (0: count them all).
     short_abandon_seconds: int = 5

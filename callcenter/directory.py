@@ -17,10 +17,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from callcenter import names
 from callcenter.db.models import Agent, Queue, QueueMember
 from callcenter.domain import QueueStrategy
 
-AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 EXTENSION_RE = re.compile(r"^[0-9]{2,16}$")
 PIN_RE = re.compile(r"^[0-9]{4,12}$")
@@ -53,11 +53,12 @@ def new_sip_secret() -> str:
 
 
 def check_agent_name(name: str) -> str:
-    if not AGENT_NAME_RE.match(name):
-        raise DirectoryError(
-            f"agent name {name!r} must start with a letter or digit and hold only letters, "
-            "digits, '.', '_' or '-' (at most 64)"
-        )
+    """The name in NFC, the form it is stored and sent to Asterisk in (:mod:`callcenter.names`
+    says what is allowed and why)."""
+    name = names.normalize(name)
+    problem = names.agent_name_problem(name)
+    if problem:
+        raise DirectoryError(f"agent name {name!r} {problem}; {names.AGENT_RULE}")
     return name
 
 
@@ -108,6 +109,7 @@ def _check_range(label: str, value: int, low: int, high: int) -> int:
 
 
 def get_agent(session: Session, name: str) -> Agent:
+    name = names.normalize(name)
     agent = session.scalar(
         select(Agent)
         .where(Agent.name == name)
@@ -137,7 +139,7 @@ def add_agent(
     full_name: str = "",
     skills: str | Iterable[str] = (),
 ) -> Agent:
-    check_agent_name(name)
+    name = check_agent_name(name)
     check_extension(extension)
     check_pin(pin)
     skill_list = parse_skills(skills)

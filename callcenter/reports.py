@@ -1,23 +1,39 @@
 """Queue and agent measures over an interval, computed in SQL from the call log.
 
-Definitions (shared/docs/call-center.md), and the rules we chose where it leaves a choice:
+Definitions (the vocabulary of call-center practice), and the rules we chose where it leaves
+a choice:
 
-- A call belongs to the interval in which it *entered the queue* (``queued_at``).
-- **Offered** = calls that entered a queue, less *short abandons* (abandoned after waiting
+- Queue figures count **queue visits** (``queue_visits``): a call transferred or redirected
+  from one queue into another is offered in each, as queue_log and app_queue count it.
+  ``calls_by_caller`` style questions (how many calls, repeat callers) count ``calls``, one
+  row per call.
+- A visit belongs to the interval in which it *entered the queue* (``queued_at``).
+- **Offered** = visits that entered a queue, less *short abandons* (abandoned after waiting
   less than ``short_abandon_seconds``; 0 keeps them all).
-- **Answered** = offered calls an agent answered (``answered_at`` set; transferred calls were
-  answered first and count). **Abandoned** = the caller hung up while waiting (short abandons
-  left out). **Timed out** = Queue()'s timeout (EXITWITHTIMEOUT). **Exited** = left with a key,
-  because the queue was empty, or for a callback. **Lost** = the bridge could not learn the end.
+- **Answered** = offered visits an agent answered (``answered_at`` set; transferred visits
+  were answered first and count). **Abandoned** = the caller hung up while waiting (short
+  abandons left out). **Timed out** = Queue()'s timeout (EXITWITHTIMEOUT). **Exited** = left
+  with a key, because the queue was empty, or for a callback. **Lost** = the bridge could
+  not learn the end. **Transferred** = answered visits the agent transferred.
 - **Service level** = answered within the queue's threshold / (offered, or offered less
   abandoned when ``abandons_count_against_sl`` is false).
-- **ASA** = total wait of answered calls / answered. **AHT** = (talk + hold + wrap-up) /
-  answered. **Abandon rate** = abandoned / offered. **Longest wait** = the longest wait of any
-  call that entered the queue, short abandons included (a supervisor wants to see it).
-- Per agent: **calls** answered and **talk** time by ``answered_at``; **pause** time by reason
-  and **occupancy** = handling / (handling + available) from the agent state spans, each span
-  clipped to the interval. Handling is ``on_call`` + ``wrap_up``; available is ``available`` +
-  ``ringing`` (a ringing agent is still waiting for work). Spans still open end at ``now``.
+- **Talk** = total talk time of answered visits (queue_log's COMPLETE*/TRANSFER calltime).
+- **ASA** = total wait of answered visits / answered. **AHT** = (talk + hold + wrap-up) /
+  answered. **Abandon rate** = abandoned / offered. **Longest wait** = the longest wait of
+  any visit that entered the queue, short abandons included (a supervisor wants to see it).
+- Per agent: **calls** answered (visits: an agent who answered a call that was then
+  transferred to another agent answered it, and so did the other) and **talk** time by
+  ``answered_at``.
+- **Pause** time by reason, per queue and for all queues, from app_queue's own per-queue
+  pauses (``agent_pauses``: queue_log PAUSE -> UNPAUSE), clipped to the interval: a pause in
+  one queue only, and the part of a pause that overlaps a call, count. For all queues, the
+  time paused in *at least one* queue (a PAUSEALL over three queues is its length once).
+- **Occupancy** = handling / (handling + available) from the agent state spans, each clipped
+  to the interval: handling is ``on_call`` + ``wrap_up``; available is ``available`` +
+  ``ringing``. The agent state is one per agent across queues: ``paused`` only when paused
+  in every queue, and a call outranks a pause -- so pause time (above) and the state spans
+  behind occupancy measure different things, and pause time is not occupancy's complement.
+  Spans still open end at ``now``.
 
 Durations are seconds (floats); ratios are 0..1 or None when their denominator is 0.
 """
@@ -37,20 +53,20 @@ DEFAULT_SL_SECONDS = 20
 
 QUEUE_SQL = """
 WITH c AS (
-    SELECT calls.queue,
-           calls.outcome,
-           calls.answered_at IS NOT NULL AS answered,
-           coalesce(calls.wait_seconds, 0) AS wait,
-           coalesce(calls.talk_seconds, 0) + coalesce(calls.hold_seconds, 0)
-             + coalesce(calls.wrapup_seconds, 0) AS handle,
+    SELECT v.queue,
+           v.outcome,
+           v.answered_at IS NOT NULL AS answered,
+           coalesce(v.wait_seconds, 0) AS wait,
+           coalesce(v.talk_seconds, 0) AS talk,
+           coalesce(v.talk_seconds, 0) + coalesce(v.hold_seconds, 0)
+             + coalesce(v.wrapup_seconds, 0) AS handle,
            coalesce(q.service_level_seconds, :default_sl) AS sl_threshold,
            -- coalesce: a call still waiting (outcome NULL) is offered, not a short abandon.
-           coalesce(calls.outcome = 'abandoned'
-                    AND coalesce(calls.wait_seconds, 0) < :short_abandon, false) AS short_abandon
-      FROM calls
-      LEFT JOIN queues q ON q.name = calls.queue
-     WHERE calls.queue IS NOT NULL
-       AND calls.queued_at >= :since AND calls.queued_at < :until
+           coalesce(v.outcome = 'abandoned'
+                    AND coalesce(v.wait_seconds, 0) < :short_abandon, false) AS short_abandon
+      FROM queue_visits v
+      LEFT JOIN queues q ON q.name = v.queue
+     WHERE v.queued_at >= :since AND v.queued_at < :until
        {queue_filter}
 )
 SELECT queue,
@@ -62,10 +78,12 @@ SELECT queue,
        count(*) FILTER (WHERE outcome = 'timed_out') AS timed_out,
        count(*) FILTER (WHERE outcome IN ('exit_key', 'exit_empty', 'callback')) AS exited,
        count(*) FILTER (WHERE outcome = 'lost') AS lost,
+       count(*) FILTER (WHERE outcome = 'transferred') AS transferred,
        count(*) FILTER (WHERE outcome IS NULL) AS in_progress,
        count(*) FILTER (WHERE answered AND wait <= sl_threshold) AS answered_in_sl,
        sum(wait) FILTER (WHERE answered) AS answered_wait,
        sum(handle) FILTER (WHERE answered) AS answered_handle,
+       sum(talk) FILTER (WHERE answered) AS answered_talk,
        max(wait) AS longest_wait
   FROM c
  GROUP BY queue
@@ -74,7 +92,7 @@ SELECT queue,
 # Two statements rather than ":queue IS NULL OR queue = :queue": the planner then picks the
 # (queue, queued_at) index for one queue and the (queued_at) index for all of them.
 QUEUE_SQL_ALL = sa.text(QUEUE_SQL.format(queue_filter=""))
-QUEUE_SQL_ONE = sa.text(QUEUE_SQL.format(queue_filter="AND calls.queue = :queue"))
+QUEUE_SQL_ONE = sa.text(QUEUE_SQL.format(queue_filter="AND v.queue = :queue"))
 
 AGENT_CALLS_SQL = sa.text(
     """
@@ -83,7 +101,7 @@ SELECT agent,
        sum(coalesce(talk_seconds, 0)) AS talk,
        sum(coalesce(hold_seconds, 0)) AS hold,
        sum(coalesce(wrapup_seconds, 0)) AS wrapup
-  FROM calls
+  FROM queue_visits
  WHERE agent IS NOT NULL
    AND answered_at >= :since AND answered_at < :until
    AND (CAST(:agent AS text) IS NULL OR agent = :agent)
@@ -106,6 +124,20 @@ SELECT agent, state, coalesce(reason, '') AS reason,
 """
 )
 
+AGENT_PAUSES_SQL = sa.text(
+    """
+SELECT agent, queue, reason,
+       greatest(started_at, :since) AS s,
+       least(coalesce(ended_at, :now), :until) AS e
+  FROM agent_pauses
+ WHERE started_at < :until
+   AND (ended_at > :since OR (ended_at IS NULL AND :now > :since))
+   AND started_at < :now
+   AND (CAST(:agent AS text) IS NULL OR agent = :agent)
+ ORDER BY agent, reason, s
+"""
+)
+
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
@@ -121,11 +153,13 @@ class QueueFigures:
     timed_out: int
     exited: int
     lost: int
+    transferred: int
     in_progress: int
     service_level_threshold: int
     service_level: float | None
     asa: float | None
     aht: float | None
+    talk: float
     abandon_rate: float | None
     longest_wait: float | None
 
@@ -137,6 +171,7 @@ class AgentFigures:
     talk: float
     aht: float | None
     pause_by_reason: dict[str, float]
+    pause_by_queue: dict[str, dict[str, float]]
     paused: float
     available: float
     handling: float
@@ -194,16 +229,66 @@ def queue_figures(
                 timed_out=int(r["timed_out"]),
                 exited=int(r["exited"]),
                 lost=int(r["lost"]),
+                transferred=int(r["transferred"]),
                 in_progress=int(r["in_progress"]),
                 service_level_threshold=int(r["sl_threshold"]),
                 service_level=_ratio(int(r["answered_in_sl"]), sl_den),
                 asa=_ratio(float(r["answered_wait"] or 0), answered),
                 aht=_ratio(float(r["answered_handle"] or 0), answered),
+                talk=float(r["answered_talk"] or 0),
                 abandon_rate=_ratio(abandoned, offered),
                 longest_wait=float(r["longest_wait"]) if r["longest_wait"] is not None else None,
             )
         )
     return out
+
+
+def _union_seconds(spans: list[tuple[dt.datetime, dt.datetime]]) -> float:
+    """The length of the union of ``spans`` (sorted by start)."""
+    total = 0.0
+    end: dt.datetime | None = None
+    start: dt.datetime | None = None
+    for s, e in spans:
+        if end is None or s > end:
+            if end is not None and start is not None:
+                total += (end - start).total_seconds()
+            start, end = s, e
+        elif e > end:
+            end = e
+    if end is not None and start is not None:
+        total += (end - start).total_seconds()
+    return total
+
+
+def pause_figures(
+    session: Session,
+    since: dt.datetime,
+    until: dt.datetime,
+    now: dt.datetime,
+    agent: str | None = None,
+) -> dict[str, tuple[dict[str, float], dict[str, dict[str, float]], float]]:
+    """Per agent, from ``agent_pauses`` clipped to the interval: pause seconds by reason
+    over all queues (time paused in at least one queue for that reason), by queue and
+    reason, and in all (time paused in at least one queue, whatever the reason)."""
+    params = {"since": since, "until": until, "now": now, "agent": agent}
+    spans: dict[str, dict[str, list[tuple[dt.datetime, dt.datetime]]]] = {}
+    by_queue: dict[str, dict[str, dict[str, float]]] = {}
+    for r in session.execute(AGENT_PAUSES_SQL, params).mappings():
+        start, end = r["s"], r["e"]
+        if end <= start:
+            continue
+        reason = r["reason"] or "(none)"
+        spans.setdefault(r["agent"], {}).setdefault(reason, []).append((start, end))
+        queues = by_queue.setdefault(r["agent"], {}).setdefault(r["queue"], {})
+        queues[reason] = queues.get(reason, 0.0) + (end - start).total_seconds()
+    return {
+        name: (
+            {reason: _union_seconds(sorted(s)) for reason, s in sorted(reasons.items())},
+            {q: dict(sorted(r.items())) for q, r in sorted(by_queue[name].items())},
+            _union_seconds(sorted(x for s in reasons.values() for x in s)),
+        )
+        for name, reasons in spans.items()
+    }
 
 
 def agent_figures(
@@ -218,18 +303,15 @@ def agent_figures(
     states: dict[str, dict[tuple[str, str], float]] = {}
     for r in session.execute(AGENT_STATES_SQL, params).mappings():
         states.setdefault(r["agent"], {})[(r["state"], r["reason"])] = max(0.0, float(r["seconds"]))
+    pauses = pause_figures(session, since, until, now, agent)
     out = []
-    for name in sorted(set(calls) | set(states)):
+    for name in sorted(set(calls) | set(states) | set(pauses)):
         spans = states.get(name, {})
 
         def total(*wanted: str, spans: dict[tuple[str, str], float] = spans) -> float:
             return sum(sec for (state, _), sec in spans.items() if state in wanted)
 
-        pauses = {
-            reason or "(none)": sec
-            for (state, reason), sec in sorted(spans.items())
-            if state == "paused"
-        }
+        by_reason, by_queue, paused_total = pauses.get(name, ({}, {}, 0.0))
         handling = total("on_call", "wrap_up")
         available = total("available", "ringing")
         row = calls.get(name)
@@ -242,8 +324,9 @@ def agent_figures(
                 calls=n_calls,
                 talk=talk,
                 aht=_ratio(handle, n_calls),
-                pause_by_reason=pauses,
-                paused=sum(pauses.values()),
+                pause_by_reason=by_reason,
+                pause_by_queue=by_queue,
+                paused=paused_total,
                 available=available,
                 handling=handling,
                 occupancy=_ratio(handling, handling + available),

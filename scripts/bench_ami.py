@@ -48,7 +48,7 @@ from callcenter.db import engine as db  # noqa: E402
 SERVER = os.environ.get("CALLCENTER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 EVENTS = int(os.environ.get("BENCH_AMI_EVENTS", "1000000"))
 TRACES = Path(
-    os.environ.get("CALLCENTER_TRACES", HERE.parent.parent / "shared" / "asterisk-traces")
+    os.environ.get("CALLCENTER_TRACES", HERE.parent / "tests" / "fixtures" / "asterisk-traces")
 )
 
 _UID = re.compile(r"\b(\d{10})\.(\d+)\b")

@@ -37,7 +37,7 @@ def traces_dir() -> Path:
     env = os.environ.get("CALLCENTER_TRACES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "asterisk-traces"
+    return Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "asterisk-traces"
 
 
 def load_chunks(scenario: str) -> Chunks:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from callcenter import config, directory  # noqa: E402
 from callcenter.bridge.app import Bridge  # noqa: E402
 from callcenter.db import engine as db  # noqa: E402
-from callcenter.db.models import Call  # noqa: E402
+from callcenter.db.models import Call, QueueVisit  # noqa: E402
 from callcenter.wallboard import accounts  # noqa: E402
 from callcenter.wallboard.app import Wallboard  # noqa: E402
 from callcenter.wallboard.kpis import KpiRefresher, agent_calls  # noqa: E402
@@ -61,7 +61,7 @@ CLIENTS = int(os.environ.get("BENCH_WALLBOARD_CLIENTS", "200"))
 EVENTS = int(os.environ.get("BENCH_WALLBOARD_EVENTS", "100"))
 CALLS = int(os.environ.get("BENCH_WALLBOARD_CALLS", "10000000"))
 DAYS = int(os.environ.get("BENCH_WALLBOARD_DAYS", "365"))
-TRACES = Path(os.environ.get("CALLCENTER_TRACES", ROOT.parent / "shared" / "asterisk-traces"))
+TRACES = Path(os.environ.get("CALLCENTER_TRACES", ROOT / "tests" / "fixtures" / "asterisk-traces"))
 #: The generated call log ends at this midnight (UTC, the site's time zone here).
 END = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 TIMEOUT = 120.0
@@ -231,6 +231,17 @@ SELECT 'pbx1', g::text, g::text, 'inbound', (5550000000 + g % 100000)::text, '',
   FROM generate_series(1, :n) AS g,
        LATERAL (SELECT :end - make_interval(secs => (g::float8 / :n) * :days * 86400) AS t) x
 """
+#: Each call's one queue visit, as the bridge writes it (the report reads the visits).
+FILL_VISITS = """
+INSERT INTO queue_visits (visit, node, uniqueid, linkedid, direction, caller_number,
+                          caller_name, queue, agent, agent_channel, queued_at, answered_at,
+                          ended_at, wait_seconds, talk_seconds, hold_seconds, wrapup_seconds,
+                          ring_attempts, original_position, outcome, exit_key)
+SELECT 1, node, uniqueid, linkedid, direction, caller_number, caller_name, queue, agent,
+       agent_channel, queued_at, answered_at, ended_at, wait_seconds, talk_seconds,
+       hold_seconds, wrapup_seconds, ring_attempts, original_position, outcome, exit_key
+  FROM calls WHERE queue IS NOT NULL
+"""
 #: Four state spans per call (ringing, on call, wrap-up, then available or a pause) over the
 #: last 30 days, as the bridge writes them; each span ends where the next begins.
 FILL_SPANS = """
@@ -255,22 +266,26 @@ def median_ms(fn: Any, repeat: int = 7) -> float:
 
 def fill(engine: sa.Engine) -> None:
     calls = Call.__table__
+    visits = QueueVisit.__table__
     assert isinstance(calls, sa.Table)
+    assert isinstance(visits, sa.Table)
     with Session(engine) as s, s.begin():
         for i in range(8):
             directory.add_queue(s, f"q{i}", service_level_seconds=20)
     # Bulk load first, indexes after: far faster than keeping six btrees up to date per row.
     with engine.begin() as conn:
-        for index in calls.indexes:
+        for index in [*calls.indexes, *visits.indexes]:
             index.drop(conn)
         conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
         conn.execute(sa.text(FILL_CALLS), {"n": CALLS, "end": END, "days": DAYS})
+        conn.execute(sa.text(FILL_VISITS))
         spans = 4 * CALLS * 30 // DAYS
         conn.execute(sa.text(FILL_SPANS), {"n": spans, "end": END})
-        for index in calls.indexes:
+        for index in [*calls.indexes, *visits.indexes]:
             index.create(conn)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE calls"))
+        conn.execute(sa.text("VACUUM ANALYZE queue_visits"))
         conn.execute(sa.text("VACUUM ANALYZE agent_state_changes"))
 
 
@@ -286,7 +301,7 @@ def kpi_times(engine: sa.Engine) -> dict[str, float]:
         queue = median_ms(lambda: reports.queue_figures(s, since, now, rules))
         calls = median_ms(lambda: agent_calls(s, since, now))
         report_agents = median_ms(lambda: reports.agent_figures(s, since, now, now), repeat=3)
-        day_calls = s.scalar(sa.text("SELECT count(*) FROM calls WHERE queued_at >= :s"),
+        day_calls = s.scalar(sa.text("SELECT count(*) FROM queue_visits WHERE queued_at >= :s"),
                              {"s": since})  # fmt: skip
     return {"wallboard.kpi_query_ms": total, "wallboard.kpi_queue_ms": queue,
             "wallboard.kpi_agent_calls_ms": calls,

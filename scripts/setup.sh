@@ -5,10 +5,12 @@
 #   scripts/setup.sh venv       only the virtualenv
 #   scripts/setup.sh services   only PostgreSQL and Mosquitto
 #   scripts/setup.sh            both
+#   scripts/setup.sh browser    Chromium for the wallboard's browser tests (`make test` only)
 #
 # Services are started when installed but down, installed with apt-get when missing and we run
 # as root, and otherwise we stop with a message that says what to do. Nothing here touches a
-# service that is already up.
+# service that is already up. The browser step never fails: without Chromium the browser tests
+# skip, saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,9 +85,26 @@ start_mosquitto() {
   wait_port 127.0.0.1 "$MQTT_PORT" 15 || die "Mosquitto did not come up on 127.0.0.1:$MQTT_PORT."
 }
 
+install_browser() {
+  # The wallboard's browser tests drive Debian's Chromium (/usr/bin/chromium) through
+  # Playwright: a test tool's own browser download does not work everywhere.
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    say "Chromium is not installed: the wallboard's browser tests will skip (Debian: apt-get install chromium)"
+    return 0
+  fi
+  say "installing chromium with apt-get, for the wallboard's browser tests"
+  {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium ||
+      { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+  } >/dev/null 2>&1 || say "could not install chromium; the wallboard's browser tests will skip"
+  return 0
+}
+
 case "${1:-all}" in
   venv) setup_venv ;;
   services) start_postgres; start_mosquitto ;;
+  browser) install_browser ;;
   all) setup_venv; start_postgres; start_mosquitto ;;
-  *) die "usage: scripts/setup.sh [venv|services|all]" ;;
+  *) die "usage: scripts/setup.sh [venv|services|browser|all]" ;;
 esac

@@ -38,7 +38,7 @@ from tests.test_asterisk_live import Ami, asterisk_binary, port_environment, sto
 pytestmark = pytest.mark.asterisk
 
 SIM_CALLER = """
-; Test only: a caller that keys digits (as in shared/asterisk-traces' sim-caller).
+; Test only: a caller that keys digits (as in tests/fixtures/asterisk-traces' sim-caller).
 [sim-caller]
 exten => _X.,1,Answer()
  same => n,Wait(${SIM_PRE})

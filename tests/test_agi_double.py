@@ -1,5 +1,5 @@
 """An Asterisk double for AGI tests: the Asterisk side of a FastAGI connection, byte for byte
-as Asterisk 22 speaks it (``res/res_agi.c``, checked against ``shared/asterisk-traces``).
+as Asterisk 22 speaks it (``res/res_agi.c``, checked against ``tests/fixtures/asterisk-traces``).
 
 :class:`AgiChannelModel` is pure: a caller's channel (answered state, variables, the keys the
 caller will press, a hang-up) and res_agi.c's command handlers, returning the exact reply bytes.

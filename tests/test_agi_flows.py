@@ -270,6 +270,23 @@ async def test_agent_login_adds_to_each_queue(db: Engine) -> None:
     ]  # fmt: skip
 
 
+async def test_unicode_agent_logs_in_and_is_surveyed_under_their_name(db: Engine) -> None:
+    with session_scope(db) as s:
+        directory.add_agent(s, name="Renée", extension="1005", pin="2468")
+        directory.join_queue(s, "sales", "Renée")
+    async with rig(db) as (r, conn):
+        login = await r.call(script="agent-login", channel="PJSIP/1005-0000000b", dtmf="2468#")
+        # Queue's MEMBERNAME reaches the survey as an AGI argument, in UTF-8 as Asterisk sends.
+        await r.call(script="survey", args=["sales", "Renée"], dtmf="45",
+                     variables={"IVR_NAME": "main"})  # fmt: skip
+    assert login.variables["AGENT_STATUS"] == "ok"
+    assert sent(conn, "QueueAdd") == [
+        {"Action": "QueueAdd", "Queue": "sales", "Interface": "PJSIP/1005", "Penalty": "0",
+         "Paused": "false", "MemberName": "Renée", "StateInterface": "PJSIP/1005"},
+    ]  # fmt: skip
+    assert survey_rows(db) == {"agent": (4, "Renée", "sales"), "fix": (5, "Renée", "sales")}
+
+
 async def test_agent_login_bad_pin_and_unknown_phone(db: Engine) -> None:
     async with rig(db) as (r, conn):
         bad = await r.call(script="agent-login", channel="PJSIP/1002-00000001", dtmf="1#2#3#")

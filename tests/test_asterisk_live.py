@@ -32,6 +32,7 @@ from callcenter.asterisk import files, reload, run, sample
 from callcenter.asterisk.render import (
     LOADED_MODULES,
     REQUIRED_MODULES,
+    AgentConf,
     QueueConf,
     RenderOptions,
     Trunk,
@@ -43,6 +44,8 @@ from tests.conftest import Cli
 pytestmark = pytest.mark.asterisk
 
 ADMIN_SECRET = "test-admin-secret"
+#: The sample's agents and one whose name (and so caller ID and mailbox name) is not ASCII.
+AGENTS = (*sample.AGENTS, AgentConf("Renée", "1005", "renee-sip-secret-0123456789abcd", "Renée"))
 BOOT_TIMEOUT = 60.0
 
 
@@ -254,7 +257,7 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     queues = [dataclasses.replace(q, music_class="default") for q in sample.QUEUES]
     queues.append(QueueConf("quick", max_wait_seconds=2, announce_position=False))
     trunks = [Trunk("provider", "127.0.0.1", port=free_port(udp_too=True))]
-    rendered = render(settings, sample.AGENTS, queues, trunks, options)
+    rendered = render(settings, AGENTS, queues, trunks, options)
     run.prepare(directory)
     files.write_set(rendered, directory / "etc")
     # A test-only administrator for ModuleCheck and PJSIPShowEndpoints (class "system"),
@@ -367,8 +370,8 @@ async def test_every_queue_shows_in_queue_status(instance: Instance) -> None:
 
 
 async def test_every_agent_endpoint_is_there(instance: Instance) -> None:
-    enabled = {a.extension for a in sample.AGENTS if a.enabled}
-    disabled = {a.extension for a in sample.AGENTS if not a.enabled}
+    enabled = {a.extension for a in AGENTS if a.enabled}
+    disabled = {a.extension for a in AGENTS if not a.enabled}
     shown = instance.console("pjsip show endpoints")
     for ext in enabled:
         assert f"Endpoint:  {ext}/" in shown, shown
@@ -382,6 +385,15 @@ async def test_every_agent_endpoint_is_there(instance: Instance) -> None:
             await admin.close()
     names = {e["ObjectName"] for e in listed if e.get("Event") == "EndpointList"}
     assert names == enabled | {t.name for t in instance.trunks}
+
+
+def test_a_unicode_agent_reads_back_from_pjsip_and_voicemail(instance: Instance) -> None:
+    """The endpoint is the extension; the name is its caller ID and its mailbox's name."""
+    endpoint = instance.console("pjsip show endpoint 1005")
+    assert '"Renée" <1005>' in endpoint, endpoint
+    mailboxes = instance.console("voicemail show users for callcenter")
+    assert "1005" in mailboxes
+    assert "Renée" in mailboxes, mailboxes
 
 
 async def test_a_call_into_the_trunk_context_reaches_fastagi_and_times_out(
@@ -443,9 +455,43 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+async def test_a_unicode_member_name_passes_through_app_queue(instance: Instance) -> None:
+    """What callcenter/names.py says of Asterisk, on Asterisk: a MemberName in UTF-8 comes back
+    as it was in AMI events, queue_log and astdb. One over 79 bytes is cut inside a character,
+    and then Asterisk's JSON refuses it: that member has no AMI events at all."""
+    name, long = "Renée東京", "東" * 27  # 81 bytes
+    async with asyncio.timeout(30):
+        ami = await instance.bridge(events="agent")
+        try:
+            for interface, member in (("PJSIP/1001", name), ("PJSIP/1002", long)):
+                reply = await ami.send(Action="QueueAdd", Queue="sales", Interface=interface,
+                                       MemberName=member, StateInterface=interface)  # fmt: skip
+                assert reply["Response"] == "Success", reply
+            status = await ami.send_list(Action="QueueStatus", Queue="sales")
+            astdb = instance.console("database get Queue/PersistentMembers sales")
+            for interface in ("PJSIP/1001", "PJSIP/1002"):
+                await ami.send(Action="QueueRemove", Queue="sales", Interface=interface)
+            # Member events come through stasis, after the actions' responses.
+            while not any(e.get("Event") == "QueueMemberRemoved" for e in ami.events):
+                ami.events.append(await ami.read())
+        finally:
+            await ami.close()
+    events = [(e.get("Event"), e.get("MemberName")) for e in ami.events]
+    assert events == [("QueueMemberAdded", name), ("QueueMemberRemoved", name)]
+    cut = "東" * 26 + "\ufffd"  # 79 bytes: the 27th character cut after its first byte
+    members = {e["StateInterface"]: e["Name"] for e in status if e.get("Event") == "QueueMember"}
+    assert members == {"PJSIP/1001": name, "PJSIP/1002": cut}
+    assert f";{name};PJSIP/1001;" in astdb
+    assert f";{cut};PJSIP/1002;" in astdb
+    assert "Invalid UTF-8 string" in instance.log_tail_full()
+    queue_log = (instance.directory / "log" / "queue_log").read_bytes()
+    assert f"|sales|{name}|ADDMEMBER|".encode() in queue_log
+    assert f"|sales|{name}|REMOVEMEMBER|".encode() in queue_log
+
+
 async def test_reload_applies_a_new_queue(instance: Instance) -> None:
     queues = [*instance.queues, QueueConf("late", max_wait_seconds=77)]
-    new = render(instance.settings, sample.AGENTS, queues, instance.trunks, instance.options)
+    new = render(instance.settings, AGENTS, queues, instance.trunks, instance.options)
     # Against the first render (the manager.conf on disk also holds the test administrator).
     changed = sorted(n for n in new if new[n] != instance.files[n])
     assert changed == ["extensions.conf", "queues.conf", "voicemail.conf"]

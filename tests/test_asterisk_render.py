@@ -249,6 +249,45 @@ def test_values_cannot_inject_lines_and_semicolons_are_escaped() -> None:
     assert doc({"m": text.encode()}, "m").named("callcenter")[0].one("secret") == "a;b"
 
 
+def test_unicode_agent_names_are_rendered_where_text_may_be() -> None:
+    agents = [
+        AgentConf("Renée", "1005", "r" * 32),
+        # A full name with a no-break space, a zero-width space and a right-to-left override.
+        AgentConf("東京", "1006", "t" * 32, "東京\u00a0太郎\u200b\u202e;,"),
+    ]
+    out = render(sample.settings(), agents, [], [])
+    pjsip_text = out["pjsip.conf"].decode("utf-8")
+    assert "; agent Renée\n[1005]\n" in pjsip_text
+    endpoints = sections(doc(out, "pjsip.conf"), "endpoint")
+    # Objects are named after the extension (digits); the name is only the display name.
+    assert {"1005", "1006"} <= set(endpoints)
+    assert endpoints["1005"].one("callerid") == '"Renée" <1005>'
+    assert endpoints["1006"].one("callerid") == '"東京 太郎," <1006>'
+    assert sections(doc(out, "pjsip.conf"), "aor")["1005"].one("max_contacts") == "1"
+    voicemail = doc(out, "voicemail.conf")
+    assert voicemail.named("general")[0].one("charset") == "UTF-8"
+    boxes = voicemail.named("callcenter")[0]
+    assert boxes.one("1005") == ",Renée"
+    assert boxes.one("1006") == ",東京 太郎"
+    # NFC bytes: é is one code point (C3 A9), as the database holds it and QueueAdd sends it.
+    assert "Renée".encode() in out["pjsip.conf"]
+    assert b"Rene\xcc\x81e" not in out["pjsip.conf"]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Ren|ée", "contains '|'"),
+        ("Ren\u200bée", "invisible character"),
+        ("Rene\u0301e", "not in Unicode NFC"),
+        ("東" * 27, "81 bytes"),
+    ],
+)
+def test_agent_names_asterisk_would_mangle_are_refused(name: str, message: str) -> None:
+    with pytest.raises(RenderError, match=message):
+        render(sample.settings(), [AgentConf(name, "1005", "r" * 32)], [], [])
+
+
 def test_duplicate_extensions_and_weak_secrets_are_refused() -> None:
     a = AgentConf("a", "1001", "s" * 32)
     with pytest.raises(RenderError, match="share extension 1001"):
@@ -430,7 +469,7 @@ def test_every_rendered_file_has_a_reload_rule(out: dict[str, bytes]) -> None:
 
 def test_binary_lookup_explains_how_to_install(tmp_path: Path) -> None:
     settings = sample.settings()
-    with pytest.raises(run.AsteriskNotFound, match="apt-get install asterisk"):
+    with pytest.raises(run.AsteriskNotFound, match="build Asterisk 20 or 22 from source"):
         run.find_binary(settings, {"PATH": str(tmp_path)}, sbin_dirs=())
     with pytest.raises(run.AsteriskNotFound, match="ASTERISK_BIN = /nope"):
         run.find_binary(settings, {"ASTERISK_BIN": "/nope", "PATH": ""})
@@ -545,7 +584,8 @@ def test_cli_run_without_asterisk_says_how_to_install(asterisk_cli: Cli, tmp_pat
     )
     assert result.exit_code == 1
     assert "no executable there" in result.output
-    assert "apt-get install asterisk" in result.output
+    assert "Debian 12 has no package, so build Asterisk 20 or 22 from source" in result.output
+    assert "asterisk-core-sounds-en-gsm" in result.output
 
 
 def test_cli_reload_without_running_asterisk_writes_files(

@@ -194,6 +194,60 @@ def test_bad_input_is_one_line_exit_1_and_writes_nothing(
     assert count(clean_db, table) == before
 
 
+def test_agent_names_in_any_script(run_cli: Cli, clean_db: Engine) -> None:
+    run_cli.ok("queues", "add", "ventas")
+    out = run_cli.ok("agents", "add", "Renée", "-e", "1005", "--pin", "1234", "--queue", "ventas")
+    assert out.output == "agent Renée added (extension 1005)\n"
+    run_cli.ok("agents", "add", "東京", "-e", "1006", "--pin", "1234", "--full-name", "東京 太郎")
+    listed = json.loads(run_cli.ok("agents", "list", "--json").output)
+    assert [a["name"] for a in listed] == ["Renée", "東京"]
+    assert json.loads(run_cli.ok("agents", "show", "東京", "--json").output)["full_name"] == (
+        "東京 太郎"
+    )
+    assert "Renée" in run_cli.ok("agents", "list").output
+    # Typed with a combining accent (as some keyboards and macOS file names do): the same agent.
+    decomposed = "Rene\u0301e"
+    assert json.loads(run_cli.ok("agents", "show", decomposed, "--json").output)["queues"] == {
+        "ventas": 0
+    }
+    run_cli.ok("queues", "join", "ventas", "東京", "--penalty", "2")
+    assert json.loads(run_cli.ok("queues", "show", "ventas", "--json").output)["members"] == {
+        "Renée": 0,
+        "東京": 2,
+    }
+    dup = run_cli("agents", "add", decomposed, "-e", "1007", "--pin", "1234")
+    assert error_line(dup.output) == "Error: an agent named 'Renée' already exists"
+    with clean_db.connect() as conn:
+        stored = conn.scalars(sa.text("SELECT name FROM agents ORDER BY name")).all()
+    assert stored == ["Renée", "東京"]  # NFC, as sent to Asterisk
+    run_cli.ok("agents", "remove", decomposed)
+    assert count(clean_db, "agents") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Ren|ée", "agent name 'Ren|ée' contains '|'"),
+        ("Renée,x", "contains ','"),
+        ("Renée Dupont", "contains a space"),
+        ("Ren\x1bée", "agent name 'Ren\\x1bée' contains a control character (U+001B)"),
+        ("Ren\u200bée", "contains an invisible character (U+200B)"),
+        ("-Renée", "starts with '-'"),
+        ("東" * 27, "takes 81 bytes in UTF-8"),
+    ],
+)
+def test_bad_agent_names_are_refused(
+    run_cli: Cli, clean_db: Engine, name: str, message: str
+) -> None:
+    # After "--", so click takes "-Renée" as the name, not as options.
+    result = run_cli("agents", "add", "-e", "1005", "--pin", "1234", "--", name)
+    assert result.exit_code == 1, result.output
+    line = error_line(result.output)
+    assert message in line
+    assert "letters, digits, '.', '_' or '-'" in line
+    assert count(clean_db, "agents") == 0
+
+
 @pytest.mark.parametrize(
     "args",
     [

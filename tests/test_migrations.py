@@ -23,6 +23,8 @@ TABLES = {
     "agent_sessions",
     "agent_state_changes",
     "calls",
+    "queue_visits",
+    "agent_pauses",
     "call_events",
     "queue_log",
     "callbacks",
@@ -69,5 +71,5 @@ def test_models_match_migrations(engine: Engine) -> None:
 
 
 def test_report_indexes_exist(engine: Engine) -> None:
-    names = {ix["name"] for ix in sa.inspect(engine).get_indexes("calls")}
-    assert {"ix_calls_queue_queued", "ix_calls_agent_answered"} <= names
+    names = {ix["name"] for ix in sa.inspect(engine).get_indexes("queue_visits")}
+    assert {"ix_queue_visits_queue_queued", "ix_queue_visits_agent_answered"} <= names

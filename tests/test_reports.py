@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from callcenter import directory, reports
 from callcenter.config import ReportingSettings
-from callcenter.db.models import AgentStateChange, Call
+from callcenter.db.models import AgentPause, AgentStateChange, Call
+from tests.calllog import visit_of, with_visit
 
 DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 SINCE, UNTIL = DAY, DAY + dt.timedelta(days=1)
@@ -57,6 +58,14 @@ def call(
     )
 
 
+def pause(
+    agent: str, queue: str, start: dt.datetime, end: dt.datetime | None, reason: str = ""
+) -> AgentPause:
+    return AgentPause(
+        node="pbx1", agent=agent, queue=queue, reason=reason, started_at=start, ended_at=end
+    )
+
+
 def span(
     agent: str, state: str, start: dt.datetime, end: dt.datetime | None, reason: str | None = None
 ) -> AgentStateChange:
@@ -71,20 +80,24 @@ def call_log(clean_db: Engine) -> Engine:
         directory.add_queue(s, "sales", service_level_seconds=20)
         directory.add_queue(s, "support", service_level_seconds=30)
         s.add_all(
-            [
-                call(1, "sales", "answered", 10, agent="alice", talk=100, wrapup=10),
-                call(2, "sales", "answered", 25, agent="bob", talk=200, wrapup=20),
-                call(3, "sales", "answered", 20, agent="alice", talk=60),
-                call(4, "sales", "abandoned", 3),  # short abandon: left out
-                call(5, "sales", "abandoned", 5),  # 5 s is not under 5 s: counts
-                call(6, "sales", "abandoned", 40),
-                call(7, "sales", "timed_out", 300),
-                call(8, "sales", "exit_key", 12),
-                call(9, "support", "answered", 31, agent="bob", talk=50),
-                call(10, "support", "answered", 30, agent="alice", talk=70),
-                call(11, "support", "answered", 1, agent="alice", talk=999, hour=-2),  # day before
-                call(12, None, "ivr_hangup", 0),  # never reached a queue
-            ]
+            with_visit(
+                [
+                    call(1, "sales", "answered", 10, agent="alice", talk=100, wrapup=10),
+                    call(2, "sales", "answered", 25, agent="bob", talk=200, wrapup=20),
+                    call(3, "sales", "answered", 20, agent="alice", talk=60),
+                    call(4, "sales", "abandoned", 3),  # short abandon: left out
+                    call(5, "sales", "abandoned", 5),  # 5 s is not under 5 s: counts
+                    call(6, "sales", "abandoned", 40),
+                    call(7, "sales", "timed_out", 300),
+                    call(8, "sales", "exit_key", 12),
+                    call(9, "support", "answered", 31, agent="bob", talk=50),
+                    call(10, "support", "answered", 30, agent="alice", talk=70),
+                    call(
+                        11, "support", "answered", 1, agent="alice", talk=999, hour=-2
+                    ),  # day before
+                    call(12, None, "ivr_hangup", 0),  # never reached a queue
+                ]
+            )
         )
         s.add_all(
             [
@@ -104,6 +117,17 @@ def call_log(clean_db: Engine) -> Engine:
                 span("bob", "available", at(13), at(14)),  # 3600
                 span("bob", "on_call", at(14), at(15)),  # 3600
                 span("bob", "paused", at(15), at(15.5)),  # 1800, no reason
+            ]
+        )
+        # app_queue's own pauses, per queue: alice's lunch is a PAUSEALL (both queues), her
+        # break is in sales only and began during a call; bob's is in support only.
+        s.add_all(
+            [
+                pause("alice", "sales", at(9.2), at(10.2), "lunch"),  # 3600
+                pause("alice", "support", at(9.2), at(10.2), "lunch"),  # 3600, same time
+                pause("alice", "sales", at(10.1), at(10.45), "break"),  # 1260, overlaps lunch
+                pause("bob", "support", at(15), at(15.5)),  # 1800
+                pause("bob", "support", at(23.5), None, "training"),  # open: 1800 to midnight
             ]
         )
     return clean_db
@@ -143,7 +167,7 @@ def test_a_call_still_waiting_is_offered_and_in_progress(call_log: Engine) -> No
         waiting = call(13, "support", "answered", 7)
         waiting.outcome = None  # entered the queue, no end yet
         waiting.answered_at = None
-        s.add(waiting)
+        s.add_all(with_visit([waiting]))
     support = make(call_log, ReportingSettings(short_abandon_seconds=5)).queues[1]
     assert support.offered == 3  # offered = calls that entered a queue
     assert support.in_progress == 1
@@ -170,14 +194,20 @@ def test_agent_figures(call_log: Engine) -> None:
     assert alice.calls == 3
     assert alice.talk == 230
     assert alice.aht == pytest.approx((230 + 10) / 3)
-    assert alice.pause_by_reason == {"break": 900, "lunch": 3600}
+    assert alice.pause_by_reason == {"break": 1260, "lunch": 3600}
+    assert alice.pause_by_queue == {
+        "sales": {"break": 1260, "lunch": 3600},
+        "support": {"lunch": 3600},
+    }
+    assert alice.paused == pytest.approx(3600 + 900)  # 9.2 to 10.45 paused somewhere
     assert alice.available == pytest.approx(1800 + 3600)
     assert alice.handling == pytest.approx(600 + 120 + 600)
     assert alice.occupancy == pytest.approx(1320 / (1320 + 5400))
     assert bob.calls == 2
     assert bob.talk == 250
     assert bob.aht == pytest.approx((250 + 20) / 2)
-    assert bob.pause_by_reason == {"(none)": 1800}
+    assert bob.pause_by_reason == {"(none)": 1800, "training": 1800}
+    assert bob.pause_by_queue == {"support": {"(none)": 1800, "training": 1800}}
     assert bob.occupancy == pytest.approx(3600 / (3600 + 3600 + 300))
 
 
@@ -219,3 +249,28 @@ def test_report_cli_json_matches(call_log: Engine, database_url: str) -> None:
     assert {a["agent"]: a["calls"] for a in data["agents"]} == {"alice": 3, "bob": 2}
     with call_log.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM calls")) == 12
+
+
+def test_a_transferred_call_is_offered_in_each_queue(call_log: Engine) -> None:
+    """A caller answered by bob in sales, blind-transferred to support and answered there by
+    alice: two visits, each offered and answered in its queue, one call."""
+    first = call(20, "sales", "answered", 4, agent="bob", talk=30)
+    with Session(call_log) as s, s.begin():
+        s.add(first)
+        v1 = visit_of(first)
+        v1.outcome, v1.transfer_target = "transferred", "8002@agents"
+        v2 = visit_of(first, visit=2)
+        assert first.queued_at is not None
+        v2.queue, v2.agent = "support", "alice"
+        v2.queued_at = first.queued_at + dt.timedelta(seconds=40)
+        v2.answered_at = v2.queued_at + dt.timedelta(seconds=6)
+        v2.wait_seconds, v2.talk_seconds, v2.outcome = 6, 50, "answered"
+        s.add_all([v1, v2])
+    rep = make(call_log, ReportingSettings(short_abandon_seconds=5))
+    sales, support = rep.queues
+    assert (sales.offered, sales.answered, sales.transferred) == (8, 4, 1)
+    assert (support.offered, support.answered, support.transferred) == (3, 3, 0)
+    calls = {a.agent: a.calls for a in rep.agents}
+    assert calls == {"alice": 4, "bob": 3}
+    with call_log.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM calls WHERE uniqueid LIKE '%.20'")) == 1

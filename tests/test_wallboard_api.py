@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from callcenter import config, directory
 from callcenter.db.models import Call
 from callcenter.wallboard.control import links_for
+from tests.calllog import with_visit
 from tests.conftest import Cli
 from tests.fake_ami import FakeAmi, FakeConnection, frame
 from tests.test_wallboard_support import (
@@ -87,20 +88,24 @@ async def test_api_figures_agree_with_the_report(
     queued = max(now - dt.timedelta(hours=1), now.replace(hour=0, minute=0, second=0))
     with Session(clean_db) as s, s.begin():
         directory.add_queue(s, "sales", service_level_seconds=20)
-        s.add(
-            Call(
-                node="pbx1",
-                uniqueid="1.1",
-                linkedid="1.1",
-                started_at=queued,
-                queued_at=queued,
-                answered_at=queued + dt.timedelta(seconds=12),
-                queue="sales",
-                agent="alice",
-                wait_seconds=12,
-                talk_seconds=60,
-                wrapup_seconds=5,
-                outcome="answered",
+        s.add_all(
+            with_visit(
+                [
+                    Call(
+                        node="pbx1",
+                        uniqueid="1.1",
+                        linkedid="1.1",
+                        started_at=queued,
+                        queued_at=queued,
+                        answered_at=queued + dt.timedelta(seconds=12),
+                        queue="sales",
+                        agent="alice",
+                        wait_seconds=12,
+                        talk_seconds=60,
+                        wrapup_seconds=5,
+                        outcome="answered",
+                    )
+                ]
             )
         )
     async with http(wb_settings, clean_db) as (wb, client):

@@ -26,6 +26,7 @@ from callcenter.db.models import Call
 from callcenter.wallboard import chart
 from callcenter.wallboard.history import HistoryCache, day_slots, parse_day
 from callcenter.wallboard.kpis import KpiRefresher, day_bounds
+from tests.calllog import with_visit
 from tests.conftest import Cli
 
 TZ = ZoneInfo("America/New_York")
@@ -69,16 +70,22 @@ def call_log(clean_db: Engine) -> Engine:
         directory.add_queue(s, "sales", service_level_seconds=20)
         directory.add_queue(s, "support", service_level_seconds=30)
         s.add_all(
-            [
-                call(1, "sales", "answered", 10, local(9, 0), "alice", talk=100, wrapup=10),
-                call(2, "sales", "answered", 25, local(9, 5), "bob", talk=200, wrapup=20),
-                call(3, "sales", "abandoned", 3, local(9, 10)),  # short abandon: left out
-                call(4, "sales", "abandoned", 40, local(9, 20)),
-                call(5, "sales", "timed_out", 300, local(23, 50)),  # 04:50 UTC next day: ours
-                call(6, "sales", "answered", 5, local(0, 30, DAY + dt.timedelta(days=1)), "bob"),
-                call(7, "sales", "answered", 5, local(23, 30, DAY - dt.timedelta(days=1)), "bob"),
-                call(8, "support", "answered", 30, local(12, 0), "alice", talk=60),
-            ]
+            with_visit(
+                [
+                    call(1, "sales", "answered", 10, local(9, 0), "alice", talk=100, wrapup=10),
+                    call(2, "sales", "answered", 25, local(9, 5), "bob", talk=200, wrapup=20),
+                    call(3, "sales", "abandoned", 3, local(9, 10)),  # short abandon: left out
+                    call(4, "sales", "abandoned", 40, local(9, 20)),
+                    call(5, "sales", "timed_out", 300, local(23, 50)),  # 04:50 UTC next day: ours
+                    call(
+                        6, "sales", "answered", 5, local(0, 30, DAY + dt.timedelta(days=1)), "bob"
+                    ),
+                    call(
+                        7, "sales", "answered", 5, local(23, 30, DAY - dt.timedelta(days=1)), "bob"
+                    ),
+                    call(8, "support", "answered", 30, local(12, 0), "alice", talk=60),
+                ]
+            )
         )
     return clean_db
 
@@ -158,7 +165,9 @@ def test_history_slots_by_hand(call_log: Engine) -> None:
 
 def test_a_call_still_waiting_is_offered(call_log: Engine) -> None:
     with Session(call_log) as s, s.begin():
-        s.add(call(9, "support", None, 0, local(12, 10)))  # entered the queue, still waiting
+        s.add_all(
+            with_visit([call(9, "support", None, 0, local(12, 10))])
+        )  # entered the queue, still waiting
     support = refresher(call_log).compute(NOW)["queues"]["support"]
     assert support["offered"] == 2  # "offered = calls that entered a queue"
     assert support["service_level"] == pytest.approx(1 / 2)

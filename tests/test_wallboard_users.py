@@ -48,6 +48,55 @@ def test_bad_input_is_one_error_line(run_cli: Cli, args: list[str], message: str
     assert result.output.count("\n") == 1
 
 
+def test_user_names_in_any_script(run_cli: Cli, clean_db: Engine) -> None:
+    assert run_cli.ok("users", "add", "josé", "--password", PASSWORD).output == (
+        "user josé added (supervisor)\n"
+    )
+    run_cli.ok("users", "add", "さくら@東京", "--role", "admin", "--password", PASSWORD)
+    listed = json.loads(run_cli.ok("users", "list", "--json").output)
+    assert [(u["name"], u["role"]) for u in listed] == [
+        ("josé", "supervisor"),
+        ("さくら@東京", "admin"),
+    ]
+    assert "josé" in run_cli.ok("users", "list").output
+    # The same name typed with a combining accent is the same user.
+    dup = run_cli("users", "add", "jose\u0301", "--password", PASSWORD)
+    assert (dup.exit_code, dup.output) == (1, "Error: user josé already exists\n")
+    with Session(clean_db) as s:
+        assert accounts.load_directory(s).check_password("josé", PASSWORD) is not None
+    run_cli.ok("users", "remove", "jose\u0301")
+    assert [u["name"] for u in json.loads(run_cli.ok("users", "list", "--json").output)] == [
+        "さくら@東京"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("jo|sé", "user name 'jo|sé' contains '|'"),
+        ("josé,x", "contains ','"),
+        ("josé garcía", "contains a space"),
+        ("jo\x07sé", "user name 'jo\\x07sé' contains a control character (U+0007)"),
+        ("-josé", "starts with '-'"),
+    ],
+)
+def test_bad_user_names_are_refused_before_the_password_prompt(
+    run_cli: Cli, clean_db: Engine, name: str, message: str
+) -> None:
+    result = run_cli("users", "add", "--", name, input="")  # no password typed
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ")
+    assert result.output.count("\n") == 1
+    assert message in result.output
+    assert "must start with a letter or digit" in result.output
+    assert "Password" not in result.output
+    with clean_db.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM users")) == 0
+    removed = run_cli("users", "remove", "--", name)
+    assert removed.exit_code == 1
+    assert removed.output.count("\n") == 1  # the name is quoted when it is not plain
+
+
 def test_duplicate_user_and_role_choice(run_cli: Cli) -> None:
     run_cli.ok("users", "add", "sam", "--password", PASSWORD)
     dup = run_cli("users", "add", "sam", "--password", PASSWORD)

@@ -262,6 +262,31 @@ async def test_action_without_ami_says_why(wb_settings: config.Settings, clean_d
         assert "pbx1" in (await resp.json())["error"]
 
 
+async def test_unicode_user_logs_in_and_acts_on_a_unicode_agent(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    add_user(clean_db, "josé")
+    async with http(wb_settings, clean_db) as (wb, client):
+        wb.parts.state.apply("x/pbx1/agents/Renée", agent_payload("pbx1", "Renée"))
+        # Typed with a combining accent, as some keyboards send it: the same user.
+        token = await login(client, "jose\u0301")
+        html = await (await client.get("/board")).text()
+        assert "Renée" in html
+        assert "/agents/pbx1/Ren%C3%A9e/pause" in html  # the form's URL, percent-encoded
+        for agent in ("Ren%C3%A9e", "Rene%CC%81e"):  # NFC and NFD in the URL: one agent
+            resp = await client.post(
+                f"/api/v1/agents/pbx1/{agent}/pause",
+                json={"reason": "coaching"},
+                headers={"X-CSRF-Token": token},
+            )
+            # Found; then no AMI link for node pbx1 in this test.
+            assert (await resp.json())["error"] == "node pbx1 is not configured"
+        nobody = await client.post(
+            "/api/v1/agents/pbx1/Ren%C3%A9/pause", headers={"X-CSRF-Token": token}
+        )
+        assert "no agent René is logged in" in (await nobody.json())["error"]
+
+
 async def test_board_renders_the_live_state_on_the_server(
     wb_settings: config.Settings, clean_db: Engine
 ) -> None:

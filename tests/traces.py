@@ -1,8 +1,9 @@
-"""Load the recorded Asterisk 22 traces (``/work/shared/asterisk-traces`` layout) for tests.
+"""Load the recorded Asterisk 22 traces for tests.
 
-The folder is ``<repo>/../shared/asterisk-traces`` unless ``CALLCENTER_TRACES`` names another
-one. Tests call :func:`traces_dir` (or a helper that does), which skips the test with a clear
-reason when the folder is absent.
+The folder is ``tests/fixtures/asterisk-traces`` in the repository (the shared recordings
+copied in, plus the ones this project recorded itself), unless ``CALLCENTER_TRACES`` names
+another one: a clone tests on its own. Tests call :func:`traces_dir` (or a helper that does),
+which skips the test with a clear reason only when that folder has been removed.
 
 Per scenario: ``ami.txt`` (and ``ami-2.txt``/``ami-3.txt`` for ``restart``) are the bytes
 received on each AMI connection; ``ami-timeline.jsonl`` has the same bytes as chunks with their
@@ -30,7 +31,7 @@ NODE = "pbx-test"
 
 
 def _default_dir() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "asterisk-traces"
+    return Path(__file__).resolve().parent / "fixtures" / "asterisk-traces"
 
 
 def traces_dir() -> Path:
@@ -111,10 +112,34 @@ def timed_frames(scenario: str) -> tuple[TimedFrame, ...]:
 
 
 @cache
-def events(scenario: str, node: str = NODE) -> tuple[Event, ...]:
-    """The scenario's events (frames with an ``Event`` header), typed, in receive order."""
+def sequential_connections(scenario: str) -> tuple[str, ...]:
+    """The connections one bridge could have had in turn: the first, and each later one
+    that began after every one before it had ended (``restart``'s reconnections). A
+    connection opened beside a live one (``bridge-midstream``'s late second client) is a
+    different bridge's view: ask for it by name."""
+    kept: list[str] = []
+    open_: set[str] = set()
+    for chunk in timeline(scenario):
+        if chunk.conn not in kept and chunk.conn not in open_:
+            if open_ & set(kept):
+                open_.add(chunk.conn)  # parallel: not ours
+                continue
+            kept.append(chunk.conn)
+            open_.add(chunk.conn)
+        if chunk.dir == "eof":
+            open_.discard(chunk.conn)
+    return tuple(kept)
+
+
+@cache
+def events(scenario: str, node: str = NODE, conn: str | None = None) -> tuple[Event, ...]:
+    """The scenario's events (frames with an ``Event`` header), typed, in receive order, as
+    one bridge received them: the :func:`sequential_connections`, or only ``conn``."""
+    wanted = {conn} if conn is not None else set(sequential_connections(scenario))
     result: list[Event] = []
     for timed in timed_frames(scenario):
+        if timed.conn not in wanted:
+            continue
         frame = timed.frame
         if isinstance(frame, Message) and frame.event is None:
             continue  # an action response: the shell routes those to its actions

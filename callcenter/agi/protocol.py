@@ -2,7 +2,7 @@
 of the commands we send. No I/O here: the session feeds whatever bytes the socket returned, in
 chunks of any size, and gets back complete items.
 
-What the wire looks like (Asterisk 22, ``res/res_agi.c`` and ``shared/asterisk-traces``):
+What the wire looks like (Asterisk 22, ``res/res_agi.c`` and ``tests/fixtures/asterisk-traces``):
 
 - Lines end in LF only, both ways. The connection starts with the environment: ``key: value``
   lines (``agi_network: yes``, ``agi_network_script: <path after host/, with ?query>``,

@@ -1,7 +1,7 @@
 """Our FastAGI server: asyncio, one task per call, every wait bounded, nothing shared between
 sessions but the counters.
 
-Why not panoramisk.fast_agi (shared/docs/libraries.md): a client that disconnects before the
+Why not panoramisk.fast_agi (checked against its source): a client that disconnects before the
 end of the environment spins its reader at 100% CPU and freezes the loop; a multi-line 520 and
 the out-of-band HANGUP put its stream out of step. Here bytes go through the pure
 :class:`~callcenter.agi.protocol.AgiParser`, and a session that misbehaves only ends itself.

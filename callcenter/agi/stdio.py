@@ -2,7 +2,7 @@
 
 Asterisk starts ``callcenter agi-stdio <script> [args]`` with the AGI environment on stdin and
 reads our commands from stdout. pyst2 reads the environment and writes the commands; what it
-gets wrong is worked around here (shared/docs/libraries.md, and its source):
+gets wrong is worked around here (checked against its source):
 
 - It writes debug lines (``ARGS``, ``ENV LINE``, ``COMMAND``, ``RESULT_LINE``) to the stderr it
   is given. Asterisk passes its own stderr to AGI processes, so those lines would flood the

@@ -2,7 +2,7 @@
 
 What we take from panoramisk: :class:`panoramisk.actions.Action` (ActionIDs, a future per
 action, and its rules for when a list action is complete) and :class:`panoramisk.message.
-Message` for replies. What we do not take, and why (shared/docs/libraries.md):
+Message` for replies. What we do not take, and why (panoramisk 1.4, checked against its source):
 
 - Its protocol decodes each TCP chunk on its own with errors ignored, so a UTF-8 character
   split across two reads vanishes ("José" became "Jos"). We feed our incremental

@@ -390,7 +390,14 @@ class AgentConnect(AgentEvent):
 
 @dataclass(frozen=True, slots=True)
 class AgentComplete(AgentEvent):
-    """``reason``: caller, agent or transfer."""
+    """``reason``: caller, agent or transfer.
+
+    Asterisk 22 quirk: when the caller's channel is gone by the time app_queue reports the
+    end of the call (the agent hung up under load; the first visit of a caller that an AMI
+    Redirect sent into another queue), the event has only Queue, Interface, MemberName,
+    HoldTime, TalkTime and Reason: then ``uniqueid`` and every other channel and ``dest_*``
+    field is ``""``, and the call is found through the member (``queue`` + ``member_name``).
+    """
 
     hold_time: int
     talk_time: int
@@ -768,6 +775,9 @@ def _agent_connect(f: Fields, node: str, t: float) -> Event:
 
 
 def _agent_complete(f: Fields, node: str, t: float) -> Event:
+    if "Uniqueid" not in f:
+        # The bare form (see AgentComplete): no channel fields at all, and that is not an error.
+        f = {**f, "Uniqueid": ""}
     return AgentComplete(
         *_agent(f, node, t),
         _int(f, "HoldTime"),

@@ -80,12 +80,15 @@ class ReloadError(RuntimeError):
 
 
 def console(binary: Path, directory: Path, command: str) -> str:
-    """Run one CLI command on the running instance; its output, stripped."""
+    """Run one CLI command on the running instance; its output, stripped. Asterisk prints
+    names as the bytes it keeps, and app_queue cuts a long MemberName inside a UTF-8
+    character: such bytes read as U+FFFD rather than failing."""
     try:
         done = subprocess.run(
             run.console_command(binary, directory, command),
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             timeout=CONSOLE_TIMEOUT,
             check=False,
         )

@@ -8,16 +8,25 @@ The templates are jinja2 files outside the package, in the source checkout (the 
 installed in editable mode): ``asterisk-config/<file>.conf.j2`` becomes ``<file>.conf`` and
 ``dialplans/<name>.conf.j2`` becomes ``dialplans/<name>.conf`` (``extensions.conf`` includes
 them). Every option name in them was checked against Asterisk 22's source and the known-good
-configuration of ``shared/asterisk-traces/config/asterisk``.
+configuration of ``tests/fixtures/asterisk-traces/config/asterisk``.
 
 Values that end up in configuration files are checked: a newline would start a new setting and a
 ``;`` a comment, so newlines are refused and ``;`` is escaped as ``\\;`` (Asterisk's own escape).
+
+Agent names may be Unicode (:mod:`callcenter.names`). Asterisk's configuration files are bytes
+to it, and we write UTF-8; an agent's name appears only where any text may: a comment of
+pjsip.conf, the display name of the phone's caller ID (``"Renée" <1005>``: a quoted SIP display
+name may be UTF-8) and the mailbox's full name in voicemail.conf (whose ``charset`` we set to
+UTF-8). Every object Asterisk names (PJSIP endpoint, auth, AOR, mailbox) is named after the
+extension, which is digits only. The MemberName itself is in no configuration file: agents join
+queues over AMI (QueueAdd); app_queue writes it to queue_log and astdb as it is.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +35,7 @@ from typing import Any
 import jinja2
 
 import callcenter
+from callcenter import names
 from callcenter.config import ConfigError, Secret, Settings
 from callcenter.domain import QueueStrategy
 
@@ -131,7 +141,6 @@ LOADED_MODULES: Mapping[str, str] = {
 _TRUNK_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 _DID_RE = re.compile(r"^\+?[0-9]{2,20}$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.:\[\]-]{1,253}$")
-_AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _EXTENSION_RE = re.compile(r"^[0-9]{2,16}$")
 _MUSIC_CLASS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -283,9 +292,23 @@ def conf_value(value: object) -> str:
     return text.replace(";", "\\;")
 
 
+def plain_text(text: str, remove: str) -> str:
+    """``text`` in NFC without the characters of ``remove``, control and invisible format
+    characters (bidi overrides, zero-width spaces) or line and paragraph separators, and with
+    its runs of spaces (of any kind) made one ASCII space."""
+    dropped = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+    kept = "".join(
+        ch
+        for ch in names.normalize(text)
+        if ch not in remove and unicodedata.category(ch) not in dropped
+    )
+    return " ".join(kept.split())
+
+
 def callerid(name: str, number: str) -> str:
-    """``"Name" <number>`` with the characters that would break the header or the file removed."""
-    clean = re.sub(r'[\x00-\x1f"<>;\\]', "", name).strip()
+    """``"Name" <number>`` with the characters that would break the header or the file removed.
+    A name in any script stays: a quoted SIP display name may hold UTF-8 (RFC 3261)."""
+    clean = plain_text(name, '"<>;\\')
     return f'"{clean}" <{number}>' if clean else f"<{number}>"
 
 
@@ -307,8 +330,12 @@ def _agents(agents: Iterable[AgentConf]) -> list[dict[str, str]]:
     for agent in agents:
         if not agent.enabled:
             continue
-        if not _AGENT_NAME_RE.match(agent.name):
-            raise RenderError(f"agent name {agent.name!r} is not a valid agent name")
+        problem = names.agent_name_problem(agent.name)
+        if problem or agent.name != names.normalize(agent.name):
+            raise RenderError(
+                f"agent name {agent.name!r} is not a valid agent name "
+                f"({problem or 'not in Unicode NFC'})"
+            )
         if not _EXTENSION_RE.match(agent.extension):
             raise RenderError(
                 f"agent {agent.name}: extension {agent.extension!r} is not 2-16 digits"
@@ -326,7 +353,7 @@ def _agents(agents: Iterable[AgentConf]) -> list[dict[str, str]]:
             "secret": conf_value(agent.sip_secret),
             "callerid": callerid(agent.full_name or agent.name, agent.extension),
             # voicemail.conf: "<password>,<full name>,<email>,...": no commas in the name.
-            "mailbox_name": re.sub(r'[\x00-\x1f,;|"<>\\]', "", agent.full_name or agent.name),
+            "mailbox_name": plain_text(agent.full_name or agent.name, ',;|"<>\\'),
         }
     return [out[ext] for ext in sorted(out)]
 

@@ -6,7 +6,8 @@ queue_log, CDR and CEL files), ``spool/``, ``lib/`` (astdb) and ``cache/``. Modu
 are the installation's.
 
 The binary is ``[asterisk] binary``, else ``$ASTERISK_BIN``, else ``asterisk`` on ``PATH`` (and
-the sbin directories, which a non-root ``PATH`` often lacks).
+the sbin directories, which a non-root ``PATH`` often lacks, and ``/opt/asterisk/sbin``, where
+the README's source build installs it).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from callcenter.config import Settings
 BINARY_ENV = "ASTERISK_BIN"
 
 INSTALL_HINT = (
-    "install Asterisk 20 or newer with chan_pjsip, app_queue and res_agi (Debian/Ubuntu: "
-    "`apt-get install asterisk`; elsewhere build it from source, "
-    "https://docs.asterisk.org/Getting-Started/Installing-Asterisk/), then set [asterisk] "
-    "binary or ASTERISK_BIN if it is not on PATH"
+    "install Asterisk 20 or newer with chan_pjsip, app_queue and res_agi: Debian 12 has no "
+    "package, so build Asterisk 20 or 22 from source (asterisk.org) with "
+    "./configure --prefix=/opt/asterisk, and take the prompts from Debian's "
+    "asterisk-core-sounds-en-gsm (README, Prerequisites); then set [asterisk] binary or "
+    "ASTERISK_BIN if it is not on PATH or in /opt/asterisk/sbin"
 )
 
 #: Below the instance directory; log/cdr-* and log/cel-custom because the CDR and CEL writers
@@ -49,8 +51,9 @@ class AsteriskNotFound(RuntimeError):
     """No usable Asterisk binary. The message says where we looked and how to install it."""
 
 
-#: Searched after PATH: where packages install Asterisk, often missing from a user's PATH.
-SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin")
+#: Searched after PATH: where packages and source builds install Asterisk, often missing from
+#: a user's PATH (/opt/asterisk is the README's prefix for a source build).
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/opt/asterisk/sbin")
 
 
 def find_binary(

@@ -170,7 +170,7 @@ class NodeBridge:
         self._seq += 1
         return f"{self._conn_key}:{self._seq}"
 
-    def receive(self, frame: Frame, at: float) -> list[core.Call]:
+    def receive(self, frame: Frame, at: float) -> list[core.CallChanged | core.VisitChanged]:
         """Handle one received frame (synchronously: this is the hot path). Returns the
         calls that a finished resync closed as lost, for :meth:`_reconcile`."""
         if type(frame) is not Message:
@@ -218,10 +218,14 @@ class NodeBridge:
             self.resync()
         elif kind is ev.QueueStatusComplete or kind is ev.CoreShowChannelsComplete:
             self.counters.resyncs += kind is ev.CoreShowChannelsComplete
+            # Calls closed as lost, and visits a resync had to close without their
+            # AgentComplete: queue_log can tell how they ended.
             return [
-                c.call for c in changes
-                if isinstance(c, core.CallChanged) and c.call.closed
-                and c.call.outcome is CallOutcome.LOST
+                c for c in changes
+                if (isinstance(c, core.CallChanged) and c.call.closed
+                    and c.call.outcome is CallOutcome.LOST)
+                or (isinstance(c, core.VisitChanged) and c.final
+                    and c.call.talk_seconds is None)
             ]  # fmt: skip
         return []
 
@@ -234,7 +238,7 @@ class NodeBridge:
                           f.get("Uniqueid"), f.get("Linkedid"))
             )  # fmt: skip
 
-    def _receive_bad(self, frame: Frame, at: float) -> list[core.Call]:
+    def _receive_bad(self, frame: Frame, at: float) -> list[core.CallChanged | core.VisitChanged]:
         if isinstance(frame, FrameTooLarge):
             self._audit_raw(at, "", frame.prefix, f"frame over {frame.limit} chars")
             self.counters.malformed += 1
@@ -275,7 +279,8 @@ class NodeBridge:
         except AmiDisconnected:
             return
 
-    async def _reconcile(self, calls: list[core.Call]) -> None:
+    async def _reconcile(self, gone: list[core.CallChanged | core.VisitChanged]) -> None:
+        calls = [change.call for change in gone]
         if self.queue_log is None:
             log.info(
                 "ami %s: %d calls lost while disconnected; no queue_log to fill the gap "
@@ -286,10 +291,14 @@ class NodeBridge:
             )
             return
         entries = await asyncio.to_thread(self.queue_log.lines_for, [c.uniqueid for c in calls])
-        fixed = []
-        for call in calls:
-            better = core.reconcile_call(call, entries)
-            if better != call:
+        fixed: list[core.Change] = []
+        for change in gone:
+            better = core.reconcile_call(change.call, entries)
+            if better == change.call:
+                continue
+            if isinstance(change, core.VisitChanged):
+                fixed.append(core.VisitChanged(better, final=True))
+            else:
                 fixed.append(core.CallChanged(better))
         self.counters.reconciled += len(fixed)
         self.emit(list(fixed))

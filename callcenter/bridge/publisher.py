@@ -39,7 +39,13 @@ import paho.mqtt.client as paho
 
 from callcenter.ami.connection import Backoff
 from callcenter.config import MqttSettings
-from callcenter.core.changes import AgentChanged, CallChanged, Change, QueueChanged
+from callcenter.core.changes import (
+    AgentChanged,
+    CallChanged,
+    Change,
+    QueueChanged,
+    VisitChanged,
+)
 from callcenter.core.records import Agent, Call, QueueSnapshot
 
 log = logging.getLogger(__name__)
@@ -92,7 +98,8 @@ CALL_FIELDS = (
     "node", "uniqueid", "linkedid", "direction", "channel", "caller_number", "caller_name",
     "did", "started_at", "phase", "ivr_path", "queue", "queued_at", "original_position",
     "ringing", "ring_attempts", "agent", "answered_at", "wait_seconds", "talk_seconds",
-    "ended_at", "outcome", "exit_key", "hangup_cause", "closed",
+    "ended_at", "outcome", "exit_key", "hangup_cause", "closed", "visit", "visit_ended_at",
+    "transfer_target",
 )  # fmt: skip
 
 
@@ -147,6 +154,10 @@ class Publisher:
                     self.retain(f"{self.prefix}/{n}/agents/{topic_part(a.name)}", agent_payload(a))
                 case CallChanged(call=c):
                     self.event(f"{self.prefix}/{n}/calls/{topic_part(c.uniqueid)}", call_payload(c))
+                case VisitChanged(call=c, final=final):
+                    payload = call_payload(c)
+                    payload["type"], payload["final"] = "visit", final
+                    self.event(f"{self.prefix}/{n}/calls/{topic_part(c.uniqueid)}", payload)
                 case _:
                     pass
 

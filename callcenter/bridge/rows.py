@@ -2,8 +2,9 @@
 
 A :class:`Batch` collects what one flush writes. Rows are keyed so that writing a batch twice
 changes nothing (see :mod:`callcenter.bridge.store`): a call is its latest snapshot keyed by
-(node, uniqueid); a state span by (node, agent, started_at, state); a session by
-(node, agent, login_at); an audit event by (node, dedup_key).
+(node, uniqueid), a queue visit its latest snapshot keyed by (node, uniqueid, visit); a
+state span by (node, agent, started_at, state); a per-queue pause by (node, agent, queue)
+while open; a session by (node, agent, login_at); an audit event by (node, dedup_key).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from callcenter.core.changes import (
     AgentStateChanged,
     CallChanged,
     Change,
+    MemberPauseChanged,
+    VisitChanged,
 )
 from callcenter.core.records import Call
 
@@ -42,6 +45,37 @@ def call_row(call: Call) -> dict[str, Any]:
     row["direction"] = str(call.direction)
     row["outcome"] = str(call.outcome) if call.closed and call.outcome else None
     return row
+
+
+#: The ``queue_visits`` columns, all the bridge's.
+VISIT_COLUMNS = (
+    "node", "uniqueid", "visit", "linkedid", "direction", "caller_number", "caller_name",
+    "queue", "agent", "agent_channel", "queued_at", "answered_at", "ended_at", "wait_seconds",
+    "talk_seconds", "hold_seconds", "wrapup_seconds", "ring_attempts", "original_position",
+    "outcome", "exit_key", "transfer_target",
+)  # fmt: skip
+VISIT_TIME_COLUMNS = frozenset({"queued_at", "answered_at", "ended_at"})
+
+
+def visit_row(call: Call, final: bool) -> dict[str, Any]:
+    """The ``queue_visits`` row of the visit ``call`` describes (``call.visit`` >= 1, in a
+    queue). ``outcome`` and ``ended_at`` stay NULL until the visit is over (``final``)."""
+    ended = call.visit_ended_at
+    if ended is None and final:
+        ended = call.ended_at
+    return {
+        "node": call.node, "uniqueid": call.uniqueid, "visit": call.visit,
+        "linkedid": call.linkedid, "direction": str(call.direction),
+        "caller_number": call.caller_number, "caller_name": call.caller_name,
+        "queue": call.queue, "agent": call.agent, "agent_channel": call.agent_channel,
+        "queued_at": call.queued_at, "answered_at": call.answered_at,
+        "ended_at": ended if final else None,
+        "wait_seconds": call.wait_seconds, "talk_seconds": call.talk_seconds,
+        "hold_seconds": call.hold_seconds, "wrapup_seconds": call.wrapup_seconds,
+        "ring_attempts": call.ring_attempts, "original_position": call.original_position,
+        "outcome": str(call.outcome) if final and call.outcome else None,
+        "exit_key": call.exit_key, "transfer_target": call.transfer_target,
+    }  # fmt: skip
 
 
 EVENT_COLUMNS = (
@@ -102,18 +136,40 @@ def event_row(
 @dataclass
 class Batch:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    visits: dict[str, dict[str, Any]] = field(default_factory=dict)
     spans: list[dict[str, Any]] = field(default_factory=list)
+    pauses: list[dict[str, Any]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # COPY text lines, see event_row
 
     def __len__(self) -> int:
-        return len(self.calls) + len(self.spans) + len(self.sessions) + len(self.events)
+        return (
+            len(self.calls)
+            + len(self.visits)
+            + len(self.spans)
+            + len(self.pauses)
+            + len(self.sessions)
+            + len(self.events)
+        )
 
     def add(self, change: Change) -> None:
         match change:
             case CallChanged(call=call):
                 # Later snapshots of one call replace earlier ones within a batch.
                 self.calls[f"{call.node}|{call.uniqueid}"] = call_row(call)
+                if call.visit and call.queue is not None:
+                    self._visit(call, call.closed)
+            case VisitChanged(call=call, final=final):
+                if call.queue is not None:
+                    self._visit(call, final)
+            case MemberPauseChanged():
+                self.pauses.append({
+                    "node": change.node, "agent": change.agent, "queue": change.queue,
+                    "at": change.at, "paused": change.paused, "reason": change.reason,
+                    "previous_paused": change.previous_paused,
+                    "previous_reason": change.previous_reason,
+                    "previous_started_at": change.previous_started_at,
+                })  # fmt: skip
             case AgentStateChanged():
                 self.spans.append({
                     "node": change.node, "agent": change.agent, "state": str(change.state),
@@ -148,6 +204,10 @@ class Batch:
             case _:
                 pass  # snapshots for MQTT only
 
+    def _visit(self, call: Call, final: bool) -> None:
+        # Later snapshots of one visit replace earlier ones within a batch.
+        self.visits[f"{call.node}|{call.uniqueid}|{call.visit}"] = visit_row(call, final)
+
     def slices(self, max_events: int) -> Iterator[Batch]:
         """This batch as batches of at most ``max_events`` audit rows; calls, spans and
         sessions ride with the first (they are few, and in order)."""
@@ -158,13 +218,16 @@ class Batch:
         for start in range(0, len(self.events), max_events):
             part = Batch(events=self.events[start : start + max_events])
             if start == 0:
-                part.calls, part.spans, part.sessions = self.calls, self.spans, self.sessions
+                part.calls, part.visits = self.calls, self.visits
+                part.spans, part.pauses, part.sessions = self.spans, self.pauses, self.sessions
             yield part
 
     def to_json(self) -> dict[str, Any]:
         return {
             "calls": list(self.calls.values()),
+            "visits": list(self.visits.values()),
             "spans": self.spans,
+            "pauses": self.pauses,
             "sessions": self.sessions,
             "events": self.events,
         }
@@ -173,9 +236,12 @@ class Batch:
     def from_json(cls, data: dict[str, Any]) -> Batch:
         batch = cls(
             spans=list(data.get("spans", [])),
+            pauses=list(data.get("pauses", [])),
             sessions=list(data.get("sessions", [])),
             events=list(data.get("events", [])),
         )
         for row in data.get("calls", []):
             batch.calls[f"{row['node']}|{row['uniqueid']}"] = row
+        for row in data.get("visits", []):
+            batch.visits[f"{row['node']}|{row['uniqueid']}|{row['visit']}"] = row
         return batch

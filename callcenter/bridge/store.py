@@ -6,8 +6,11 @@ resync that re-reports a call) changes nothing the second time:
 
 - ``calls``: upsert on (node, uniqueid) with the latest snapshot; ``survey_score`` is not
   touched (the IVR owns it).
+- ``queue_visits``: upsert on (node, uniqueid, visit) with the latest snapshot.
 - ``agent_state_changes``: the previous span is closed by upsert on its key (created closed
   if we never saw it open), the new one inserted unless present.
+- ``agent_pauses``: at most one open pause per (node, agent, queue): an end closes the open
+  one (or stores it closed if we never saw it begin), a start inserts unless one is open.
 - ``agent_sessions``: a login inserts unless present; a logout closes the open session.
 - ``call_events``: COPY, one write per batch of pre-formatted lines; a batch written before
   (a replayed spool) goes through a temporary table and inserts only the rows not there yet
@@ -28,7 +31,14 @@ from typing import Any
 
 import psycopg
 
-from callcenter.bridge.rows import CALL_COLUMNS, EVENT_COLUMNS, TIME_COLUMNS, Batch
+from callcenter.bridge.rows import (
+    CALL_COLUMNS,
+    EVENT_COLUMNS,
+    TIME_COLUMNS,
+    VISIT_COLUMNS,
+    VISIT_TIME_COLUMNS,
+    Batch,
+)
 from callcenter.bridge.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
@@ -56,6 +66,38 @@ UPSERT_CALL = (
     f"VALUES ({', '.join('%s' for _ in CALL_COLUMNS)}, now()) "
     f"ON CONFLICT (node, uniqueid) DO UPDATE SET {_UPDATE}, updated_at = now()"
 )
+_VISIT_UPDATE = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in VISIT_COLUMNS if c not in ("node", "uniqueid", "visit")
+)
+UPSERT_VISIT = (
+    f"INSERT INTO queue_visits ({', '.join(VISIT_COLUMNS)}, updated_at) "
+    f"VALUES ({', '.join('%s' for _ in VISIT_COLUMNS)}, now()) "
+    f"ON CONFLICT (node, uniqueid, visit) DO UPDATE SET {_VISIT_UPDATE}, updated_at = now()"
+)
+# The open pause of (node, agent, queue) ends; if there is none (the bridge never saw it
+# begin), the pause is stored closed. ``started_at <= end`` keeps a replayed old end from
+# closing a later pause.
+END_PAUSE = """
+WITH closed AS (
+    UPDATE agent_pauses SET ended_at = %(end)s::timestamptz
+     WHERE node = %(node)s::text AND agent = %(agent)s::text AND queue = %(queue)s::text
+       AND ended_at IS NULL AND started_at <= %(end)s::timestamptz
+ RETURNING 1)
+INSERT INTO agent_pauses (node, agent, queue, reason, started_at, ended_at)
+SELECT %(node)s::text, %(agent)s::text, %(queue)s::text, %(reason)s::text,
+       %(start)s::timestamptz, %(end)s::timestamptz
+ WHERE %(start)s::timestamptz IS NOT NULL AND NOT EXISTS (SELECT 1 FROM closed)
+ON CONFLICT (node, agent, queue, started_at) DO UPDATE SET ended_at = EXCLUDED.ended_at
+"""
+START_PAUSE = """
+INSERT INTO agent_pauses (node, agent, queue, reason, started_at)
+SELECT %(node)s::text, %(agent)s::text, %(queue)s::text, %(reason)s::text,
+       %(start)s::timestamptz
+ WHERE NOT EXISTS (SELECT 1 FROM agent_pauses
+                    WHERE node = %(node)s::text AND agent = %(agent)s::text
+                      AND queue = %(queue)s::text
+                      AND (ended_at IS NULL OR started_at = %(start)s::timestamptz))
+"""
 CLOSE_SPAN = (
     "INSERT INTO agent_state_changes (node, agent, state, reason, started_at, ended_at) "
     "VALUES (%s, %s, %s, %s, %s, %s) "
@@ -81,6 +123,29 @@ def _call_params(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
+def _visit_params(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        tuple(_ts(row[c]) if c in VISIT_TIME_COLUMNS else row[c] for c in VISIT_COLUMNS)
+        for row in rows
+    ]
+
+
+def _pause_params(pauses: Iterable[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Each pause change as its statements, in order: the end of the previous pause, then
+    the start of the new one (a change of reason is both)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for p in pauses:
+        key = {"node": p["node"], "agent": p["agent"], "queue": p["queue"]}
+        at = _ts(p["at"])
+        if p["previous_paused"]:
+            start = _ts(p["previous_started_at"])
+            out.append((END_PAUSE, {**key, "reason": p["previous_reason"], "start": start,
+                                    "end": at}))  # fmt: skip
+        if p["paused"]:
+            out.append((START_PAUSE, {**key, "reason": p["reason"], "start": at}))
+    return out
+
+
 async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
     """Write one batch in one transaction.
 
@@ -102,10 +167,14 @@ async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
             opens.append((span["node"], span["agent"], span["state"], span["reason"],
                           _ts(span["started_at"])))  # fmt: skip
     async with conn.transaction(), conn.cursor() as cur:
-        if batch.calls or closes or opens or batch.sessions:
+        if batch.calls or batch.visits or closes or opens or batch.pauses or batch.sessions:
             async with conn.pipeline():
                 if batch.calls:
                     await cur.executemany(UPSERT_CALL, _call_params(batch.calls.values()))
+                if batch.visits:
+                    await cur.executemany(UPSERT_VISIT, _visit_params(batch.visits.values()))
+                for statement, params in _pause_params(batch.pauses):
+                    await cur.execute(statement, params)
                 if closes:
                     await cur.executemany(CLOSE_SPAN, closes)
                 if opens:
@@ -188,7 +257,9 @@ class CallLogWriter:
     def add(self, batch_rows: Batch) -> None:
         """Merge rows prepared elsewhere into the open batch."""
         self._batch.calls.update(batch_rows.calls)
+        self._batch.visits.update(batch_rows.visits)
         self._batch.spans.extend(batch_rows.spans)
+        self._batch.pauses.extend(batch_rows.pauses)
         self._batch.sessions.extend(batch_rows.sessions)
         self._batch.events.extend(batch_rows.events)
         if len(self._batch) >= self.max_batch:

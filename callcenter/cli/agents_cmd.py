@@ -61,7 +61,7 @@ def add(
     if as_json:
         print_json(dataclasses.asdict(view))
     else:
-        click.echo(f"agent {name} added (extension {extension})")
+        click.echo(f"agent {view.name} added (extension {extension})")
 
 
 def _queue_penalty(text: str) -> tuple[str, int]:

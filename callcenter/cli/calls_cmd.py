@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from callcenter import timespec
 from callcenter.cli.context import app, handle_errors, json_option, print_json, print_table
-from callcenter.db.models import Call
+from callcenter.db.models import Call, QueueVisit
 from callcenter.domain import CallOutcome
 
 CALL_COLUMNS = (
@@ -105,5 +105,78 @@ def list_(
                 r["ivr_path"],
             ]
             for r in rows
+        ],
+    )
+
+
+VISIT_COLUMNS = (
+    "visit",
+    "queue",
+    "queued_at",
+    "agent",
+    "answered_at",
+    "ended_at",
+    "wait_seconds",
+    "talk_seconds",
+    "ring_attempts",
+    "original_position",
+    "outcome",
+    "exit_key",
+    "transfer_target",
+)
+
+
+@calls.command("show")
+@click.argument("uniqueid")
+@click.option("--node", help="The Asterisk node (needed only when two have the uniqueid).")
+@json_option
+@click.pass_context
+@handle_errors
+def show(ctx: click.Context, uniqueid: str, node: str | None, as_json: bool) -> None:
+    """One call and each of its queue visits (a transferred call has one per queue)."""
+    a = app(ctx)
+    query = sa.select(Call).where(Call.uniqueid == uniqueid)
+    if node:
+        query = query.where(Call.node == node)
+    with a.session() as s:
+        found = list(s.scalars(query.limit(2)))
+        if not found:
+            where = f" on node {node}" if node else ""
+            raise click.ClickException(f"no call with uniqueid {uniqueid}{where}")
+        if len(found) > 1:
+            nodes = ", ".join(sorted(c.node for c in found))
+            raise click.ClickException(f"uniqueid {uniqueid} is on nodes {nodes}: add --node")
+        (call,) = found
+        visits = s.scalars(
+            sa.select(QueueVisit)
+            .where(QueueVisit.node == call.node, QueueVisit.uniqueid == call.uniqueid)
+            .order_by(QueueVisit.visit)
+        ).all()
+        row: dict[str, Any] = {col: getattr(call, col) for col in CALL_COLUMNS}
+        row["visits"] = [{col: getattr(v, col) for col in VISIT_COLUMNS} for v in visits]
+    if as_json:
+        print_json(row)
+        return
+    tz = a.settings.site.tz
+    print_table(
+        f"call {call.uniqueid} on {call.node}",
+        ["field", "value"],
+        [[col, row[col]] for col in CALL_COLUMNS if row[col] not in (None, "")],
+    )
+    print_table(
+        f"{len(row['visits'])} queue visits",
+        ["#", "queue", "entered", "agent", "wait", "talk", "outcome", "to"],
+        [
+            [
+                v["visit"],
+                v["queue"],
+                v["queued_at"].astimezone(tz) if v["queued_at"] else None,
+                v["agent"],
+                v["wait_seconds"],
+                v["talk_seconds"],
+                v["outcome"],
+                v["transfer_target"],
+            ]
+            for v in row["visits"]
         ],
     )

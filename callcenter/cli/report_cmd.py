@@ -80,7 +80,15 @@ def report(
     if queue is None:
         print_table(
             "agents",
-            ["agent", "calls", "talk (s)", "AHT (s)", "paused (s) by reason", "occupancy"],
+            [
+                "agent",
+                "calls",
+                "talk (s)",
+                "AHT (s)",
+                "paused (s) by reason",
+                "paused (s) by queue",
+                "occupancy",
+            ],
             [
                 [
                     g.agent,
@@ -88,6 +96,7 @@ def report(
                     g.talk,
                     g.aht,
                     {k: round(v) for k, v in g.pause_by_reason.items()},
+                    {q: {k: round(v) for k, v in r.items()} for q, r in g.pause_by_queue.items()},
                     _pct(g.occupancy),
                 ]
                 for g in rep.agents

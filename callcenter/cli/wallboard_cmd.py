@@ -49,6 +49,7 @@ def users() -> None:
 @handle_errors
 def add(ctx: click.Context, name: str, password: str | None, role: str, as_json: bool) -> None:
     """Add supervisor NAME. Prefer the prompt to --password (it stays out of shell history)."""
+    name = accounts.check_user_name(name)  # before asking for a password
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with app(ctx).session() as s:
@@ -56,7 +57,7 @@ def add(ctx: click.Context, name: str, password: str | None, role: str, as_json:
     if as_json:
         print_json(dataclasses.asdict(view))
     else:
-        click.echo(f"user {name} added ({role})")
+        click.echo(f"user {view.name} added ({role})")
 
 
 @users.command("list")

@@ -20,7 +20,9 @@ from callcenter.core.changes import (
     AgentStateChanged,
     CallChanged,
     Change,
+    MemberPauseChanged,
     QueueChanged,
+    VisitChanged,
 )
 from callcenter.core.config import CoreConfig, QueueConfig
 from callcenter.core.queue_log import (
@@ -28,6 +30,8 @@ from callcenter.core.queue_log import (
     parse_queue_log,
     parse_queue_log_line,
     reconcile_call,
+    split_visits,
+    visit_lines,
 )
 from callcenter.core.records import (
     Agent,
@@ -54,6 +58,7 @@ __all__ = [
     "Caller",
     "Change",
     "CoreConfig",
+    "MemberPauseChanged",
     "Membership",
     "Queue",
     "QueueChanged",
@@ -61,6 +66,7 @@ __all__ = [
     "QueueLogEntry",
     "QueueSnapshot",
     "State",
+    "VisitChanged",
     "apply",
     "connection_lost",
     "ignores_var_set",
@@ -70,5 +76,7 @@ __all__ = [
     "reconcile_call",
     "resync_channels",
     "resync_queues",
+    "split_visits",
     "tick",
+    "visit_lines",
 ]

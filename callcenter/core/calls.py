@@ -159,12 +159,16 @@ def on_unhold(state: State, event: Unhold) -> Result:
     return tx.commit()
 
 
-def _mark_transferred(state: State, at: float, uniqueids: tuple[str, ...]) -> Result:
+def _mark_transferred(
+    state: State, at: float, uniqueids: tuple[str, ...], target: str | None
+) -> Result:
     tx = Tx(state, at)
     for uid in uniqueids:
         call = _call_of_channel(tx, uid) if uid else None
         if call is not None and call.phase is CallPhase.CONNECTED:
-            tx.put_call(replace(call, outcome=CallOutcome.TRANSFERRED))
+            tx.put_call(
+                replace(call, outcome=CallOutcome.TRANSFERRED, transfer_target=target or None)
+            )
             return tx.commit()
     return state, []
 
@@ -174,8 +178,9 @@ def on_blind_transfer(state: State, event: BlindTransfer) -> Result:
     also sends AgentComplete with Reason transfer, which does the same)."""
     if event.result != "Success":
         return state, []
+    target = f"{event.extension}@{event.context}" if event.extension else ""
     return _mark_transferred(
-        state, event.time, (event.transferee_uniqueid, event.transferer_uniqueid)
+        state, event.time, (event.transferee_uniqueid, event.transferer_uniqueid), target
     )
 
 
@@ -191,4 +196,5 @@ def on_attended_transfer(state: State, event: AttendedTransfer) -> Result:
             event.second_transferer_uniqueid,
             event.transfer_target_uniqueid,
         ),
+        event.transfer_target_channel or event.dest_type,
     )

@@ -22,6 +22,37 @@ class CallChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class VisitChanged:
+    """A queue visit that is no longer the call's current one changed: ``call`` is the call
+    as of that visit (``call.visit`` names it). ``final``: its outcome is known (upsert the
+    ``queue_visits`` row on ``(node, uniqueid, visit)`` with it); otherwise it still waits
+    for its AgentComplete. The current visit rides on :class:`CallChanged`."""
+
+    call: Call
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPauseChanged:
+    """The agent's pause in one queue began, ended or changed reason, at ``at``.
+
+    ``paused``/``reason``: the pause from ``at`` on (``paused`` False: none). ``previous_*``:
+    the pause that ended at ``at``, if any, with when it began. These are app_queue's
+    per-queue pauses (queue_log PAUSE/UNPAUSE), whatever the agent's overall state: a pause
+    in one queue, or one that began during a call, counts from its PAUSE."""
+
+    node: str
+    agent: str
+    queue: str
+    at: float
+    paused: bool
+    reason: str
+    previous_paused: bool
+    previous_reason: str
+    previous_started_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class AgentStateChanged:
     """An agent entered ``state`` at ``started_at``; the previous state (``None`` when the
     core had not seen the agent) ended at that same instant (close the open
@@ -74,5 +105,12 @@ class QueueChanged:
 
 
 Change = (
-    CallChanged | AgentStateChanged | AgentLoggedIn | AgentLoggedOut | AgentChanged | QueueChanged
+    CallChanged
+    | VisitChanged
+    | AgentStateChanged
+    | MemberPauseChanged
+    | AgentLoggedIn
+    | AgentLoggedOut
+    | AgentChanged
+    | QueueChanged
 )

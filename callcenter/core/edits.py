@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from callcenter.ami.events import ChannelEvent
+from callcenter.core.changes import VisitChanged
 from callcenter.core.records import (
     Agent,
     Call,
@@ -94,6 +95,64 @@ def final_outcome(call: Call) -> CallOutcome:
     if call.phase is CallPhase.CONNECTED:
         return CallOutcome.ANSWERED
     return CallOutcome.EXIT_KEY
+
+
+def next_visit(tx: Tx, call: Call, at: float) -> Call:
+    """``call`` joins a queue again (a transfer, a Redirect, an overflow): report the visit it
+    leaves as a visit of its own and return the call on a fresh visit (queue fields reset;
+    the caller joins it right after).
+
+    A visit still connected to its agent (an AMI Redirect takes the caller away with no
+    transfer event and no AgentComplete yet) is kept in ``State.open_visits`` until
+    app_queue reports its AgentComplete, which comes when the caller finally hangs up; any
+    other visit is final now, with the outcome it had (``transferred`` from the transfer or
+    AgentComplete Reason transfer) or :func:`final_outcome`'s.
+    """
+    left = call.visit_ended_at if call.visit_ended_at is not None else at
+    if call.phase is CallPhase.CONNECTED and call.agent is not None and call.queue is not None:
+        agent = tx.agent(call.agent)
+        wrapup = wrapup_seconds(tx, agent, call.queue)
+        open_visit = replace(call, wrapup_seconds=wrapup)
+        tx.put_open_visit(open_visit)
+        tx.changes.append(VisitChanged(open_visit, final=False))
+        if agent is not None and agent.call == call.uniqueid:
+            # app_queue ends the member's call here (redirect-queue: QueueMemberStatus
+            # Status 1, InCall 0, CallsTaken counted), and its wrap-up starts now, not at the
+            # late AgentComplete, which then leaves the agent alone.
+            tx.put_agent(
+                replace(
+                    agent,
+                    call=None,
+                    call_queue=None,
+                    wrapup_until=at + wrapup if wrapup > 0 else agent.wrapup_until,
+                )
+            )
+    else:
+        done = replace(call, outcome=final_outcome(call), visit_ended_at=left, ringing=())
+        tx.changes.append(VisitChanged(done, final=True))
+    return replace(
+        call,
+        visit=call.visit + 1,
+        queue=None,
+        queued_at=None,
+        original_position=None,
+        ringing=(),
+        ring_attempts=0,
+        agent=None,
+        agent_channel=None,
+        agent_uniqueid=None,
+        answered_at=None,
+        wait_seconds=None,
+        talk_seconds=None,
+        hold_seconds=None,
+        wrapup_seconds=None,
+        on_hold_since=None,
+        outcome=None,
+        exit_key=None,
+        queue_status=None,
+        visit_ended_at=None,
+        transfer_target=None,
+    )
 
 
 def hang_up(call: Call, at: float, cause: int | None) -> Call:

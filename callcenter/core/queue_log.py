@@ -19,7 +19,8 @@ ABANDON/EXITWITHTIMEOUT/   position, original position, waittime
 EXITEMPTY
 EXITWITHKEY                key, position, original position, waittime
 BLINDTRANSFER              extension, context, holdtime, talktime, original position
-ATTENDEDTRANSFER           target, holdtime, talktime, original position
+ATTENDEDTRANSFER           BRIDGE|<bridge id>, APP|<app> or LINK|<chan>|<chan> (the target),
+                           then holdtime, talktime, original position
 ========================== =========================================================
 """
 
@@ -85,8 +86,84 @@ _EXITS = {
 _RINGS = ("RINGNOANSWER", "RINGCANCELED", "CONNECT")
 
 
+_TERMINAL = frozenset(
+    {
+        "COMPLETECALLER",
+        "COMPLETEAGENT",
+        "ABANDON",
+        "EXITWITHTIMEOUT",
+        "EXITEMPTY",
+        "EXITWITHKEY",
+        "BLINDTRANSFER",
+        "ATTENDEDTRANSFER",
+    }
+)
+
+
+@dataclass
+class _Visit:
+    queue: str
+    lines: list[QueueLogEntry]
+    agent: str = ""
+    ended: bool = False
+
+
+def split_visits(entries: Iterable[QueueLogEntry]) -> list[list[QueueLogEntry]]:
+    """The lines of one callid, one list per queue visit, in the order of their ENTERQUEUE.
+
+    Each ENTERQUEUE opens a visit. Every other line belongs to a visit of its queue that is
+    not over yet -- the newest such, and for a line that names the agent who answered
+    (COMPLETE*, *TRANSFER) the one that agent answered: after an AMI Redirect, the first
+    visit's COMPLETECALLER is written only when the caller leaves the second one. A line
+    with no visit to go to (its ENTERQUEUE came before the file began) opens one.
+    """
+    visits: list[_Visit] = []
+    for entry in entries:
+        if entry.event == "ENTERQUEUE":
+            visits.append(_Visit(entry.queue, [entry]))
+            continue
+        candidates = [v for v in visits if v.queue == entry.queue and not v.ended]
+        if entry.event in _TERMINAL and entry.agent:
+            answered = [v for v in candidates if v.agent == entry.agent]
+            candidates = answered or [v for v in candidates if not v.agent] or candidates
+        if entry.event == "CONNECT":
+            candidates = [v for v in candidates if not v.agent] or candidates
+        if candidates:
+            visit = candidates[-1]
+        else:
+            visit = _Visit(entry.queue, [])
+            visits.append(visit)
+        visit.lines.append(entry)
+        if entry.event == "CONNECT":
+            visit.agent = entry.agent
+        if entry.event in _TERMINAL:
+            visit.ended = True
+    return [v.lines for v in visits]
+
+
+def visit_lines(call: Call, entries: Iterable[QueueLogEntry]) -> list[QueueLogEntry]:
+    """The queue_log lines of the visit ``call`` describes: of its callid, in its queue, the
+    visit whose ENTERQUEUE is nearest its ``queued_at`` (the newest when that is unknown).
+    Matching by queue and time rather than by number keeps it right for a bridge that
+    joined mid-call and numbers the visits it saw from 1."""
+    lines = [e for e in entries if e.callid == call.uniqueid]
+    if not lines:
+        return []
+    visits = split_visits(lines)
+    if call.queue is None:
+        return visits[0] if len(visits) == 1 else []
+    mine = [v for v in visits if v and v[0].queue == call.queue]
+    if not mine:
+        return []
+    queued_at = call.queued_at
+    if queued_at is None:
+        return mine[-1]
+    return min(mine, key=lambda v: abs(v[0].time - queued_at))
+
+
 def reconcile_call(call: Call, entries: Iterable[QueueLogEntry]) -> Call:
-    """``call`` corrected by the queue_log lines of its callid (other lines are ignored).
+    """``call`` corrected by the queue_log lines of its visit (:func:`visit_lines`; other
+    lines are ignored).
 
     queue_log wins for what it records: outcome (EXITWITHTIMEOUT vs ABANDON...), exit key,
     wait, talk, agent, original position and the number of ring attempts (RINGNOANSWER +
@@ -95,7 +172,7 @@ def reconcile_call(call: Call, entries: Iterable[QueueLogEntry]) -> Call:
     without an end time (closed as ``lost``) ends at its last exit/complete/transfer line.
     Nothing else changes: a call with no queue_log line comes back equal.
     """
-    lines = [e for e in entries if e.callid == call.uniqueid]
+    lines = visit_lines(call, entries)
     if not lines:
         return call
     rings = sum(1 for e in lines if e.event in _RINGS)
@@ -108,6 +185,8 @@ def reconcile_call(call: Call, entries: Iterable[QueueLogEntry]) -> Call:
         result = replace(result, ring_attempts=rings)
     if result.ended_at is None and end is not None and result.closed:
         result = replace(result, ended_at=end)
+    if result.visit_ended_at is None and end is not None:
+        result = replace(result, visit_ended_at=end)
     return result
 
 
@@ -158,15 +237,18 @@ def _apply_line(call: Call, e: QueueLogEntry) -> tuple[Call, float | None]:
             outcome=CallOutcome.EXIT_KEY,
         ), e.time
     if event == "BLINDTRANSFER":
-        return _transferred(call, e, wait=e.datum(3), talk=e.datum(4), position=e.datum(5))
+        call = replace(call, transfer_target=call.transfer_target or f"{e.datum(1)}@{e.datum(2)}")
+        return _transferred(call, e)
     if event == "ATTENDEDTRANSFER":
-        return _transferred(call, e, wait=e.datum(2), talk=e.datum(3), position=e.datum(4))
+        return _transferred(call, e)
     return call, None
 
 
-def _transferred(
-    call: Call, e: QueueLogEntry, *, wait: str, talk: str, position: str
-) -> tuple[Call, float | None]:
+def _transferred(call: Call, e: QueueLogEntry) -> tuple[Call, float | None]:
+    """A transfer line: its target takes one to three fields (``exten|context``,
+    ``BRIDGE|<id>``, ``APP|<app>``, ``LINK|<chan>|<chan>``), so the last three are read from
+    the end: holdtime, calltime, original position."""
+    wait, talk, position = e.data[-3:] if len(e.data) >= 3 else ("", "", "")
     return replace(
         call,
         agent=e.agent,

@@ -12,17 +12,21 @@ from dataclasses import replace
 
 from callcenter.ami.events import QueueCallerAbandon, QueueCallerJoin, QueueCallerLeave
 from callcenter.core.config import CoreConfig
-from callcenter.core.edits import add_caller, ensure_call, remove_caller
+from callcenter.core.edits import add_caller, ensure_call, next_visit, remove_caller
 from callcenter.core.records import Call, Caller, CallPhase, State, clean_caller_id
 from callcenter.core.tx import Result, Tx
 from callcenter.domain import CallOutcome
 
 
 def on_join(state: State, event: QueueCallerJoin) -> Result:
-    """The caller joined a queue at ``Position`` (its original position). Joining another
-    queue later (overflow) starts over: queue, queue time and outcome are the new queue's."""
+    """The caller joined a queue at ``Position`` (its original position). Joining a queue
+    again (a blind or attended transfer to a queue, a Redirect, an overflow) is a new visit:
+    the one before is reported on its own (:func:`~callcenter.core.edits.next_visit`), as
+    queue_log and app_queue count each visit as offered in its queue."""
     tx = Tx(state, event.time)
     call = ensure_call(tx, event, started_at=event.time)
+    if call.queue is not None:
+        call = next_visit(tx, call, event.time)
     ivr_seconds = call.ivr_seconds
     if ivr_seconds is None:
         ivr_seconds = max(0.0, event.time - call.started_at)
@@ -63,7 +67,7 @@ def on_leave(state: State, event: QueueCallerLeave) -> Result:
     remove_caller(tx, event.queue, event.uniqueid)
     call = tx.call(event.uniqueid)
     if call is not None and call.phase in (CallPhase.QUEUED, CallPhase.RINGING):
-        tx.put_call(replace(call, phase=CallPhase.POST_QUEUE))
+        tx.put_call(replace(call, phase=CallPhase.POST_QUEUE, visit_ended_at=event.time))
     return tx.commit()
 
 

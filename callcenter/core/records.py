@@ -82,6 +82,17 @@ class Call:
     hangup_cause: int | None = None
     queue_status: str | None = None
     closed: bool = False
+    #: Which queue visit of the call the queue fields describe: 0 before the first queue,
+    #: then 1, 2... -- each QueueCallerJoin (a transfer, a Redirect, an overflow into
+    #: another queue) starts a new visit; the visit before it is reported on its own
+    #: (:class:`~callcenter.core.changes.VisitChanged`).
+    visit: int = 0
+    #: When this visit left the queue (an exit, or the end of the agent's call); the
+    #: caller may stay in the dialplan after it (a survey, another queue).
+    visit_ended_at: float | None = None
+    #: Where a transfer of this visit went, as Asterisk says: ``exten@context`` for a blind
+    #: transfer, the target channel for an attended one.
+    transfer_target: str | None = None
     #: The Queue() timeout of this call, from the dialplan's timeout variable.
     queue_timeout: float | None = field(default=None, compare=False)
 
@@ -105,6 +116,9 @@ class Membership:
     login_time: int
     wrapuptime: int
     ringinuse: bool | None
+    #: When the current pause in this queue began (``None`` when not paused): bookkeeping
+    #: for the per-queue pause spans, kept by :class:`~callcenter.core.tx.Tx`.
+    paused_since: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +233,10 @@ class State:
     calls: Mapping[str, Call] = field(default_factory=dict)
     channels: Mapping[str, Channel] = field(default_factory=dict)
     legs: Mapping[str, Leg] = field(default_factory=dict)
+    #: Queue visits that left their queue while still connected to an agent (an AMI
+    #: Redirect into another queue): app_queue reports their AgentComplete only when the
+    #: caller finally hangs up, without channel fields. Keyed by (queue, member name).
+    open_visits: Mapping[tuple[str, str], Call] = field(default_factory=dict)
     lists: Mapping[str, ListItems] = field(default_factory=dict, compare=False)
     wrapup_due: float = field(default=math.inf, compare=False)
 

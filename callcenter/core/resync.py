@@ -32,7 +32,16 @@ from callcenter.ami.events import (
     QueueStatusComplete,
 )
 from callcenter.core.agents import login_time, membership_of, state_since
-from callcenter.core.edits import close_call, end_leg, new_call, promote, wrapup_seconds
+from callcenter.core.changes import VisitChanged
+from callcenter.core.edits import (
+    close_call,
+    end_leg,
+    final_outcome,
+    new_call,
+    next_visit,
+    promote,
+    wrapup_seconds,
+)
 from callcenter.core.records import (
     STATUS_BUSY,
     STATUS_RINGING,
@@ -182,6 +191,8 @@ def _resync_callers(tx: Tx, queue_name: str, entries: list[QueueEntry], at: floa
             joined_at=joined,
         )
         call = tx.call(entry.uniqueid) or _call_from_entry(tx, entry, joined)
+        if call.queue is not None and call.queue != queue_name:
+            call = next_visit(tx, call, joined)  # it moved to this queue while we were away
         if call.queue != queue_name or call.phase not in (CallPhase.QUEUED, CallPhase.RINGING):
             call = replace(
                 call,
@@ -249,6 +260,12 @@ def resync_channels(state: State, channels: Sequence[CoreShowChannel], at: float
             continue
         decided = call.phase in (CallPhase.POST_QUEUE, CallPhase.ENDED)
         close_call(tx, call, call.outcome if decided and call.outcome else _LOST)
+    for visit in tx.open_visits():
+        if visit.uniqueid not in live:
+            # Its AgentComplete may still be on the way; if not, queue_log can tell the talk.
+            tx.drop_open_visit(visit)
+            done = replace(visit, outcome=final_outcome(visit))
+            tx.changes.append(VisitChanged(done, final=True))
     for uid in state.channels:
         if uid not in live:
             tx.drop_channel(uid)

@@ -23,6 +23,7 @@ from callcenter.core.changes import (
     AgentStateChanged,
     CallChanged,
     Change,
+    MemberPauseChanged,
     QueueChanged,
 )
 from callcenter.core.config import CoreConfig
@@ -32,6 +33,7 @@ from callcenter.core.records import (
     Call,
     Channel,
     Leg,
+    Membership,
     Queue,
     State,
 )
@@ -54,6 +56,7 @@ class Tx:
         "_calls",
         "_channels",
         "_legs",
+        "_open_visits",
         "_queues",
         "changes",
         "logout_reasons",
@@ -74,6 +77,7 @@ class Tx:
         self._queues: dict[str, Queue] | None = None
         self._legs: dict[str, Leg] | None = None
         self._channels: dict[str, Channel] | None = None
+        self._open_visits: dict[tuple[str, str], Call] | None = None
         # dicts used as ordered sets, so changes come out in a reproducible order
         self.touched_calls: dict[str, None] = {}
         self.touched_agents: dict[str, None] = {}
@@ -98,6 +102,8 @@ class Tx:
         return calls.get(uniqueid)
 
     def put_call(self, call: Call) -> None:
+        if call.visit == 0 and call.queue is not None:
+            call = replace(call, visit=1)  # a call in a queue is on its first visit at least
         if self._calls is None:
             self._calls = dict(self.old.calls)
         self._calls[call.uniqueid] = call
@@ -188,6 +194,28 @@ class Tx:
             self._channels = dict(self.old.channels)
         self._channels.pop(uniqueid, None)
 
+    # --- queue visits waiting for their AgentComplete ------------------------------------
+
+    def open_visit(self, queue: str, agent: str) -> Call | None:
+        visits = self._open_visits if self._open_visits is not None else self.old.open_visits
+        return visits.get((queue, agent))
+
+    def open_visits(self) -> list[Call]:
+        visits = self._open_visits if self._open_visits is not None else self.old.open_visits
+        return list(visits.values())
+
+    def put_open_visit(self, visit: Call) -> None:
+        assert visit.queue is not None
+        assert visit.agent is not None
+        if self._open_visits is None:
+            self._open_visits = dict(self.old.open_visits)
+        self._open_visits[(visit.queue, visit.agent)] = visit
+
+    def drop_open_visit(self, visit: Call) -> None:
+        if self._open_visits is None:
+            self._open_visits = dict(self.old.open_visits)
+        self._open_visits.pop((visit.queue or "", visit.agent or ""), None)
+
     # --- commit -----------------------------------------------------------------------------
 
     def commit(self) -> Result:
@@ -220,6 +248,7 @@ class Tx:
             calls=calls,
             channels=self._channels if self._channels is not None else old.channels,
             legs=self._legs if self._legs is not None else old.legs,
+            open_visits=self._open_visits if self._open_visits is not None else old.open_visits,
             lists=old.lists,
             wrapup_due=self.wrapup_due,
         )
@@ -231,6 +260,7 @@ class Tx:
         for name in self.touched_agents:
             agent = agents[name]
             before = old_agents.get(name)
+            agent = self._pause_changes(before, agent, changes)
             state, reason = agent_state(agent)
             if state != agent.state or reason != agent.reason:
                 since = self.since_hints.get(name, self.t)
@@ -266,6 +296,57 @@ class Tx:
             if agent != before:
                 changes.append(AgentChanged(agent))
         return interfaces
+
+    def _pause_changes(self, before: Agent | None, agent: Agent, changes: list[Change]) -> Agent:
+        """Report every per-queue pause that began, ended or changed reason, and keep
+        ``Membership.paused_since`` (member events build memberships afresh)."""
+        old = before.memberships if before is not None else {}
+        new = agent.memberships
+        if old is new:
+            return agent
+        carried: dict[str, Membership] = {}
+        for queue in sorted(old.keys() | new.keys()):
+            was, now = old.get(queue), new.get(queue)
+            was_paused = was is not None and was.paused
+            now_paused = now is not None and now.paused
+            if not was_paused and not now_paused:
+                continue
+            if (
+                was is not None
+                and now is not None
+                and was_paused
+                and now_paused
+                and was.paused_reason == now.paused_reason
+            ):
+                if now.paused_since != was.paused_since:
+                    carried[queue] = replace(now, paused_since=was.paused_since)
+                continue
+            at = self.t
+            if now is not None and now_paused and was is None and now.last_pause:
+                # First seen already paused (a resync, or joining mid-stream): app_queue's
+                # LastPause says when it began.
+                at = min(at, float(now.last_pause))
+            previous_since = was.paused_since if was is not None and was_paused else None
+            if previous_since is not None:
+                at = max(at, previous_since)
+            changes.append(
+                MemberPauseChanged(
+                    node=self.node,
+                    agent=agent.name,
+                    queue=queue,
+                    at=at,
+                    paused=now_paused,
+                    reason=now.paused_reason if now is not None and now_paused else "",
+                    previous_paused=was_paused,
+                    previous_reason=was.paused_reason if was is not None and was_paused else "",
+                    previous_started_at=previous_since if was_paused else None,
+                )
+            )
+            if now is not None and now_paused:
+                carried[queue] = replace(now, paused_since=at)
+        if not carried:
+            return agent
+        return replace(agent, memberships={**new, **carried})
 
     def _sync_queue_members(self, name: str, before: Agent | None, after: Agent) -> None:
         was = before.memberships.keys() if before is not None else frozenset[str]()

@@ -31,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy import text as sa_text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -80,7 +81,7 @@ class Agent(Base):
     )
 
     __table_args__ = (
-        CheckConstraint("name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$'", name="name_format"),
+        CheckConstraint(r"name !~ '^$|^[._-]|[\x01-,/:-@[-^`{-\u00a0]'", name="name_format"),
         CheckConstraint("extension ~ '^[0-9]{2,16}$'", name="extension_format"),
     )
 
@@ -294,6 +295,112 @@ class Call(Base):
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_caller_started", "caller_number", "started_at"),
         Index("ix_calls_linkedid", "linkedid"),
+    )
+
+
+class QueueVisit(Base):
+    """One row per queue visit: each time a call entered a queue (queue_log ENTERQUEUE).
+
+    A call transferred (SIP REFER, AMI BlindTransfer or Atxfer) or redirected into another
+    queue has a visit in each, numbered 1, 2... in the order the bridge saw them; each is
+    offered in its own queue, as queue_log and app_queue count them. Queue figures (offered,
+    answered, SL, ASA, AHT...) and agents' answered calls are counted here; ``calls`` keeps
+    one row per call, whose queue columns describe its last visit. ``outcome`` stays NULL
+    until the visit is over; a transferred visit says where in ``transfer_target``
+    (``exten@context`` for a blind transfer, the target channel for an attended one).
+    ``ended_at`` is when the visit left its queue or its agent.
+    """
+
+    __tablename__ = "queue_visits"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    node: Mapped[str] = mapped_column(String(64))
+    uniqueid: Mapped[str] = mapped_column(String(64))
+    visit: Mapped[int] = mapped_column(SmallInteger)
+    linkedid: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    caller_number: Mapped[str] = mapped_column(String(64), default="")
+    caller_name: Mapped[str] = mapped_column(String(200), default="")
+    queue: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    agent_channel: Mapped[str | None] = mapped_column(String(128))
+    queued_at: Mapped[dt.datetime | None]
+    answered_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None]
+    wait_seconds: Mapped[float | None] = mapped_column(Double)
+    talk_seconds: Mapped[float | None] = mapped_column(Double)
+    hold_seconds: Mapped[float | None] = mapped_column(Double)
+    wrapup_seconds: Mapped[float | None] = mapped_column(Double)
+    ring_attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    original_position: Mapped[int | None] = mapped_column(SmallInteger)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    exit_key: Mapped[str | None] = mapped_column(String(4))
+    transfer_target: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now(), onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("node", "uniqueid", "visit"),
+        CheckConstraint(
+            "outcome IS NULL OR outcome IN ('answered','abandoned','timed_out','exit_key',"
+            "'exit_empty','transferred','ivr_hangup','callback','lost')",
+            name="outcome_known",
+        ),
+        CheckConstraint("visit >= 1", name="visit_positive"),
+        # The report's two questions, index-only as on calls (see the module docstring).
+        Index("ix_queue_visits_queue_queued", "queue", "queued_at", postgresql_include=KPI_COLUMNS),
+        Index("ix_queue_visits_queued", "queued_at", postgresql_include=["queue", *KPI_COLUMNS]),
+        Index(
+            "ix_queue_visits_agent_answered",
+            "agent",
+            "answered_at",
+            postgresql_include=["talk_seconds", "hold_seconds", "wrapup_seconds", "queue"],
+        ),
+        Index(
+            "ix_queue_visits_answered",
+            "answered_at",
+            postgresql_include=["agent", "talk_seconds", "hold_seconds", "wrapup_seconds"],
+        ),
+    )
+
+
+class AgentPause(Base):
+    """One pause of an agent in one queue, as app_queue logs it (queue_log PAUSE ->
+    UNPAUSE): independent of the agent's overall state, so a pause in one queue only, or one
+    that began during a call, counts from its PAUSE. ``ended_at`` is NULL while it lasts; at
+    most one pause of an agent in a queue is open."""
+
+    __tablename__ = "agent_pauses"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    node: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("node", "agent", "queue", "started_at"),
+        CheckConstraint("ended_at IS NULL OR ended_at >= started_at", name="span_ordered"),
+        Index(
+            "ix_agent_pauses_open",
+            "node",
+            "agent",
+            "queue",
+            unique=True,
+            postgresql_where=sa_text("ended_at IS NULL"),
+        ),
+        Index(
+            "ix_agent_pauses_agent_started",
+            "agent",
+            "started_at",
+            postgresql_include=["queue", "reason", "ended_at"],
+        ),
+        Index(
+            "ix_agent_pauses_ended",
+            "ended_at",
+            postgresql_include=["agent", "queue", "reason", "started_at"],
+        ),
     )
 
 

@@ -32,7 +32,9 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
-        CheckConstraint("name ~ '^[A-Za-z0-9][A-Za-z0-9_.@-]*$'", name="name_format"),
+        # callcenter/names.py is the rule; this backstop of migration 0004 names code points,
+        # not locale-dependent classes: no ASCII but letters, digits and ._@-, nor U+0080-U+00A0.
+        CheckConstraint(r"name !~ '^$|^[._@-]|[\x01-,/:-?[-^`{-\u00a0]'", name="name_format"),
         CheckConstraint("role IN ('supervisor','admin')", name="role_known"),
     )
 

@@ -24,10 +24,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from callcenter import names
 from callcenter.db.models_wallboard import ROLES, TvToken, User
 from callcenter.directory import DirectoryError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is an attack
@@ -136,12 +136,18 @@ def load_directory(session: Session) -> Directory:
 # --- the CLI's operations ----------------------------------------------------------------
 
 
+def check_user_name(name: str) -> str:
+    """The name in NFC, the form it is stored and the login form's name compared in
+    (:mod:`callcenter.names` says what is allowed)."""
+    name = names.normalize(name)
+    problem = names.user_name_problem(name)
+    if problem:
+        raise AccountError(f"user name {name!r} {problem}; {names.USER_RULE}")
+    return name
+
+
 def add_user(session: Session, name: str, password: str, role: str = "supervisor") -> UserView:
-    if not NAME_RE.match(name):
-        raise AccountError(
-            f"user name {name!r} must start with a letter or digit and hold only letters, "
-            "digits, '.', '_', '@' or '-' (at most 64)"
-        )
+    name = check_user_name(name)
     if role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
@@ -161,9 +167,11 @@ def list_users(session: Session) -> list[UserView]:
 
 
 def remove_user(session: Session, name: str) -> None:
+    name = names.normalize(name)
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
-        raise AccountError(f"no user named {name}")
+        shown = repr(name) if names.user_name_problem(name) else name  # stays one line
+        raise AccountError(f"no user named {shown}")
     session.delete(user)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from callcenter import names
 from callcenter.wallboard import chart
 from callcenter.wallboard.board import Row
 from callcenter.wallboard.context import http_error, parts, require, require_actor
@@ -81,7 +82,8 @@ async def login_form(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     p = parts(request)
     form = await request.post()
-    name = str(form.get("name", "")).strip()[:64]
+    # Names are stored in NFC: "josé" typed with a combining accent is the same user.
+    name = names.normalize(str(form.get("name", "")).strip())[: names.MAX_CHARS]
     password = str(form.get("password", ""))
     if not p.auth.same_origin(request) or not p.auth.login_nonce_ok(
         request, str(form.get("csrf", ""))
@@ -191,7 +193,7 @@ async def act_on(request: web.Request, action: str, reason: str, by: str) -> Non
     """Do ``action`` to the agent the URL names, through AMI; :class:`ControlError` says why
     not. Shared by the form (here) and the JSON API."""
     p = parts(request)
-    node, name = request.match_info["node"], request.match_info["agent"]
+    node, name = request.match_info["node"], names.normalize(request.match_info["agent"])
     agent = p.state.agents.get((node, name))
     if agent is None or agent.state == "logged_out":
         raise ControlError(404, f"no agent {name} is logged in on node {node}")

@@ -9,7 +9,7 @@ own bridge + IVR service, its own MQTT topic prefix and its own SIPp processes. 
 (agents with their SIP secrets, the queue) is written before rendering and re-written with the
 same secrets after each test's truncation, so the rendered pjsip.conf always matches the DB.
 
-Asterisk quirks the harness relies on (see shared/asterisk-traces/README.md):
+Asterisk quirks the harness relies on (see tests/fixtures/asterisk-traces/README.md):
 
 - The trunk and the phones all send from 127.0.0.1 and ``endpoint_identifier_order = ip,...``
   tries the address first, so the trunk's ``identify`` matches the caller's *port* too
