@@ -45,21 +45,47 @@ EXITS = {
 COMPLETES = ("COMPLETECALLER", "COMPLETEAGENT", "BLINDTRANSFER", "ATTENDEDTRANSFER")
 
 
-def stamped_events(scenario: str) -> list[str]:
-    """The frames a bridge would have received on the first connection (as
-    :func:`tests.fake_ami.recorded_events`), each with ``Timestamp`` = its receive time."""
+def stamped_events(scenario: str, conn: str = "conn1") -> list[str]:
+    """The frames a bridge would have received on connection ``conn`` (as
+    :func:`tests.fake_ami.recorded_events`: events only, not the replies to the recorder's
+    own actions, not the FullyBooted the fake sends itself), each with ``Timestamp`` = its
+    receive time."""
     out = []
-    for i, timed in enumerate(traces.timed_frames(scenario)):
+    first = True
+    for timed in traces.timed_frames(scenario):
         f = timed.frame
-        if timed.conn != "conn1" or not isinstance(f, Message) or f.event is None:
+        if timed.conn != conn or not isinstance(f, Message) or f.event is None:
             continue
-        if f.event == "FullyBooted" and i < 3:
+        if f.event == "FullyBooted" and first:
+            first = False
             continue
         if "Privilege" not in f.fields and f.action_id is not None:
             continue
         head, _, rest = f.text.partition("\r\n")
         out.append(f"{head}\r\nTimestamp: {timed.t:.6f}\r\n{rest}" if rest else head)
     return out
+
+
+STATUS_ITEMS = ("QueueParams", "QueueMember", "QueueEntry")
+
+
+def recorded_lists(scenario: str, conn: str) -> tuple[list[str], list[str]]:
+    """What Asterisk answered to QueueStatus and CoreShowChannels on ``conn`` (the recorder
+    asked right after logging in), as list items the fake can give the bridge's own
+    resync: without the recorder's ActionID."""
+    status: list[str] = []
+    channels: list[str] = []
+    for timed in traces.timed_frames(scenario):
+        f = timed.frame
+        if timed.conn != conn or not isinstance(f, Message) or "Privilege" in f.fields:
+            continue
+        if f.event not in (*STATUS_ITEMS, "CoreShowChannel"):
+            continue
+        text = "\r\n".join(
+            line for line in f.text.split("\r\n") if not line.startswith("ActionID:")
+        )
+        (status if f.event in STATUS_ITEMS else channels).append(text)
+    return status, channels
 
 
 @dataclasses.dataclass
@@ -137,13 +163,24 @@ def scenarios_with_queue_calls() -> list[str]:
 async def replay_into_bridge(
     scenario: str, settings: config.Settings, engine: Engine, tmp: Path
 ) -> None:
-    frames = stamped_events(scenario)
     ended = [v for v in visits_of(traces.queue_log(scenario)) if v.outcome]
     async with FakeAmi() as fake:
         s = bridge_settings(settings, fake.port, tmp)
         async with bridge_running(s):
-            conn = await fake.accept()
-            await conn.send_frames(frames)
+            # One connection after the other, as the bridge had them (``restart``: Asterisk
+            # restarted and the bridge reconnected).
+            conn = None
+            for name in traces.sequential_connections(scenario):
+                if conn is not None:
+                    # The bridge resyncs on every reconnection: let the fake answer as
+                    # Asterisk did then (after a restart: the persistent members, still
+                    # paused). The first connection starts on an empty Asterisk.
+                    fake.defaults["queue_status"], fake.defaults["channels"] = recorded_lists(
+                        scenario, name
+                    )
+                    conn.drop()
+                conn = await fake.accept()
+                await conn.send_frames(stamped_events(scenario, name))
 
             def done() -> bool:
                 with engine.connect() as db:

@@ -367,3 +367,20 @@ def test_a_pause_that_begins_during_a_call_counts_from_its_pause() -> None:
     states = [(c.state, c.reason) for c in result.states("Alice")]
     on_call = states.index((AgentState.ON_CALL, None))
     assert (AgentState.PAUSED, "café ☕") in states[on_call:]
+
+
+def test_a_restart_mid_call_ends_calls_as_queue_log_does_and_keeps_the_pause() -> None:
+    """``restart-midcall``: ``core restart now`` while two calls talk and two wait. Asterisk
+    reports every one of them (AgentComplete, QueueCallerAbandon) before its Shutdown, so
+    none is lost; after the restart QueueStatus brings the members back, Bob still paused,
+    with no event and no queue_log line: his pause goes on, as in queue_log."""
+    scenario = "restart-midcall"
+    assert traces.sequential_connections(scenario) == ("conn1", "conn2")
+    result = replay(traces.events(scenario), settle=False)
+    visits = final_visits(result)
+    logged = traces.queue_log_calls(scenario)
+    assert {uid for uid, _ in visits} == set(logged)
+    outcomes = sorted(str(v.outcome) for v in visits.values())
+    assert outcomes == ["abandoned", "abandoned", "answered", "answered", "answered"]
+    ((agent, queue, reason, _, end),) = core_pauses(result)
+    assert (agent, queue, reason, end) == ("Bob", "sales", "lunch", None)
