@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run    - set up, migrate the database and run the call center"
-	@echo "make demo   - make run plus simulated callers and agents; prints the wallboard login"
+	@echo "make demo   - simulated callers and agents in a call center of their own (own database,"
+	@echo "              Asterisk and MQTT topics; yours is not touched); prints the wallboard login"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make check  - ruff check, ruff format --check, mypy --strict"
 	@echo "make bench  - run the benchmarks; figures in bench/results.json"
@@ -32,9 +33,9 @@ run: setup
 	$(BIN)/callcenter db upgrade
 	$(BIN)/callcenter run
 
+# The demo's own database, Asterisk directory, ports and MQTT prefix: nothing of the operator's
+# installation is created or changed (callcenter/simulate/demo.py).
 demo: setup
-	$(BIN)/callcenter config init --if-missing
-	$(BIN)/callcenter db upgrade
 	$(BIN)/python -m callcenter.simulate.demo
 
 test: setup

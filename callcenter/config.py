@@ -79,7 +79,9 @@ class NodeSettings:
     ping_interval: float = 10.0
     ping_timeout: float = 5.0
     connect_timeout: float = 5.0
-    # Where this node's queue_log file is, if we can read it (fills gaps after a disconnect).
+    # Where this node's queue_log file is, if we can read it (fills gaps after a disconnect
+    # or a stop). Empty: for [nodes.local] on this machine, the private instance's
+    # <[asterisk] directory>/log/queue_log (callcenter.bridge.app.queue_log_path); else none.
     queue_log_path: str = ""
 
 
@@ -564,6 +566,8 @@ ping_interval = 10.0     # seconds between AMI Pings
 ping_timeout = 5.0       # a Ping unanswered for this long means the link is dead
 connect_timeout = 5.0
 queue_log_path = ""      # Asterisk's queue_log file, if readable: fills gaps after a disconnect
+                         # or a stop; empty: for [nodes.local] on this machine, the private
+                         # instance's (<[asterisk] directory>/log/queue_log)
 
 [database]
 url = "postgresql+psycopg://postgres@127.0.0.1:5432/callcenter"
@@ -647,7 +651,9 @@ directory = "var/asterisk"
 sip_port = 5060
 rtp_start = 10000         # even
 rtp_end = 20000
-bind_address = "127.0.0.1"   # SIP and AMI listen here
+bind_address = "127.0.0.1"   # SIP and AMI listen here: 127.0.0.1 is this machine only; for
+                             # LAN phones, its LAN address or "0.0.0.0", then restart
+                             # `callcenter run` (README, Connecting phones)
 ami_permit = ["127.0.0.1/32"]
 tls_port = 5061
 tls_cert_file = ""        # TLS transport only when both cert and key are set

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from callcenter import names
-from callcenter.db.models import Agent, Queue, QueueMember
+from callcenter.db.models import Agent, AgentSession, Call, Queue, QueueMember, QueueVisit
 from callcenter.domain import QueueStrategy
 
 QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -312,6 +312,38 @@ def leave_queue(session: Session, queue_name: str, agent_name: str) -> None:
         raise DirectoryError(f"agent {agent_name!r} is not a member of queue {queue_name!r}")
     session.delete(member)
     session.flush()
+
+
+# --- names the call log knows ------------------------------------------------------------
+
+
+def check_known_queue(session: Session, name: str) -> str:
+    """``name`` if it is a queue of the directory or of the call log (a queue since removed,
+    or one of an external node, still has calls); else :class:`DirectoryError`, so that
+    ``calls list --queue`` and ``report --queue`` with a typo fail as ``queues show`` does."""
+    for probe in (
+        select(Queue.id).where(Queue.name == name),
+        select(QueueVisit.id).where(QueueVisit.queue == name),
+        select(Call.id).where(Call.queue == name),
+    ):
+        if session.scalar(probe.limit(1)) is not None:
+            return name
+    raise DirectoryError(f"no queue named {name!r} in the directory or the call log")
+
+
+def check_known_agent(session: Session, name: str) -> str:
+    """``name`` (in NFC) if it is an agent of the directory or of the call log; else
+    :class:`DirectoryError` (see :func:`check_known_queue`)."""
+    name = names.normalize(name)
+    for probe in (
+        select(Agent.id).where(Agent.name == name),
+        select(QueueVisit.id).where(QueueVisit.agent == name),
+        select(Call.id).where(Call.agent == name),
+        select(AgentSession.id).where(AgentSession.agent == name),
+    ):
+        if session.scalar(probe.limit(1)) is not None:
+            return name
+    raise DirectoryError(f"no agent named {name!r} in the directory or the call log")
 
 
 # --- views for output --------------------------------------------------------------------

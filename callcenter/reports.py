@@ -15,15 +15,26 @@ a choice:
   abandons left out). **Timed out** = Queue()'s timeout (EXITWITHTIMEOUT). **Exited** = left
   with a key, because the queue was empty, or for a callback. **Lost** = the bridge could
   not learn the end. **Transferred** = answered visits the agent transferred.
-- **Service level** = answered within the queue's threshold / (offered, or offered less
-  abandoned when ``abandons_count_against_sl`` is false).
-- **Talk** = total talk time of answered visits (queue_log's COMPLETE*/TRANSFER calltime).
-- **ASA** = total wait of answered visits / answered. **AHT** = (talk + hold + wrap-up) /
-  answered. **Abandon rate** = abandoned / offered. **Longest wait** = the longest wait of
-  any visit that entered the queue, short abandons included (a supervisor wants to see it).
+- A visit **still waiting** has no outcome and no answer yet; its wait so far runs to
+  ``now`` (whole seconds, as Asterisk counts waits). It is offered and in progress.
+- **Service level** = answered within the queue's threshold (wait <= threshold) / (offered
+  less those still waiting and not past the threshold, or also less abandoned when
+  ``abandons_count_against_sl`` is false). A caller still waiting within the threshold may
+  yet be answered in time: not yet missed, in neither the numerator nor the denominator
+  (``sl_pending``); one still waiting past it is missed (in the denominator only). An
+  answered visit counts by its wait whether or not its call is over.
+- **Talk** = total talk time of answered visits that are over (queue_log's
+  COMPLETE*/TRANSFER calltime); a call still talking has no talk time yet.
+- **ASA** = mean wait of answered visits (the wait is known at the answer, so a call still
+  talking counts). **AHT** = mean (talk + hold + wrap-up) of answered visits that are *over*
+  (talk time known: app_queue reported their end); the talk of a call still going is
+  unknown, so it is left out rather than counted as 0 (``finished`` is AHT's count; None
+  when no answered visit is over). **Abandon rate** = abandoned / offered. **Longest
+  wait** = the longest wait of any visit that entered the queue, short abandons included,
+  and a caller still waiting by their wait so far (a supervisor wants to see it).
 - Per agent: **calls** answered (visits: an agent who answered a call that was then
   transferred to another agent answered it, and so did the other) and **talk** time by
-  ``answered_at``.
+  ``answered_at``; the agent's **AHT** over the calls that are over, as for queues.
 - **Pause** time by reason, per queue and for all queues, from app_queue's own per-queue
   pauses (``agent_pauses``: queue_log PAUSE -> UNPAUSE), clipped to the interval: a pause in
   one queue only, and the part of a pause that overlaps a call, count. For all queues, the
@@ -41,6 +52,8 @@ Durations are seconds (floats); ratios are 0..1 or None when their denominator i
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -55,8 +68,15 @@ QUEUE_SQL = """
 WITH c AS (
     SELECT v.queue,
            v.outcome,
+           v.queued_at,
            v.answered_at IS NOT NULL AS answered,
+           -- Still in the queue: no outcome, no answer; its wait so far runs to :now.
+           v.outcome IS NULL AND v.answered_at IS NULL AS waiting,
            coalesce(v.wait_seconds, 0) AS wait,
+           v.wait_seconds AS known_wait,
+           -- Over: app_queue reported its end (AgentComplete, queue_log COMPLETE*/TRANSFER),
+           -- so its talk time is known. A call still talking has none yet.
+           v.talk_seconds IS NOT NULL AS finished,
            coalesce(v.talk_seconds, 0) AS talk,
            coalesce(v.talk_seconds, 0) + coalesce(v.hold_seconds, 0)
              + coalesce(v.wrapup_seconds, 0) AS handle,
@@ -80,11 +100,19 @@ SELECT queue,
        count(*) FILTER (WHERE outcome = 'lost') AS lost,
        count(*) FILTER (WHERE outcome = 'transferred') AS transferred,
        count(*) FILTER (WHERE outcome IS NULL) AS in_progress,
+       -- Waiting, and in whole seconds not past the threshold yet: floor(:now - queued_at)
+       -- <= threshold, i.e. queued less than threshold + 1 s before :now.
+       count(*) FILTER (WHERE waiting AND queued_at > CAST(:now AS timestamptz)
+                                          - make_interval(secs => sl_threshold + 1)
+                       ) AS sl_pending,
        count(*) FILTER (WHERE answered AND wait <= sl_threshold) AS answered_in_sl,
-       sum(wait) FILTER (WHERE answered) AS answered_wait,
-       sum(handle) FILTER (WHERE answered) AS answered_handle,
+       sum(known_wait) FILTER (WHERE answered) AS answered_wait,
+       count(known_wait) FILTER (WHERE answered) AS answered_waits,
+       count(*) FILTER (WHERE answered AND finished) AS finished,
+       sum(handle) FILTER (WHERE answered AND finished) AS finished_handle,
        sum(talk) FILTER (WHERE answered) AS answered_talk,
-       max(wait) AS longest_wait
+       max(wait) AS longest_wait,
+       min(queued_at) FILTER (WHERE waiting) AS oldest_waiting
   FROM c
  GROUP BY queue
  ORDER BY queue
@@ -99,8 +127,10 @@ AGENT_CALLS_SQL = sa.text(
 SELECT agent,
        count(*) AS calls,
        sum(coalesce(talk_seconds, 0)) AS talk,
-       sum(coalesce(hold_seconds, 0)) AS hold,
-       sum(coalesce(wrapup_seconds, 0)) AS wrapup
+       -- AHT over the calls that are over (talk known), as for queues.
+       count(*) FILTER (WHERE talk_seconds IS NOT NULL) AS finished,
+       sum(talk_seconds + coalesce(hold_seconds, 0) + coalesce(wrapup_seconds, 0))
+         FILTER (WHERE talk_seconds IS NOT NULL) AS handle
   FROM queue_visits
  WHERE agent IS NOT NULL
    AND answered_at >= :since AND answered_at < :until
@@ -162,6 +192,16 @@ class QueueFigures:
     talk: float
     abandon_rate: float | None
     longest_wait: float | None
+    #: SL's numerator: answered within the threshold.
+    answered_in_sl: int = 0
+    #: Still waiting and not past the threshold yet: neither in SL's numerator nor its
+    #: denominator (not yet missed).
+    sl_pending: int = 0
+    #: SL's denominator: offered, less ``sl_pending`` (and less abandoned when abandons do
+    #: not count against SL).
+    sl_base: int = 0
+    #: Answered visits that are over (talk time known): AHT's denominator.
+    finished: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,45 +242,94 @@ def queue_figures(
     until: dt.datetime,
     rules: ReportingSettings,
     queue: str | None = None,
+    *,
+    now: dt.datetime | None = None,
 ) -> list[QueueFigures]:
+    """Per queue, the visits that entered it in [since, until). ``now`` (default: the
+    clock) is how far the wait of a caller still waiting has run."""
+    return queue_figures_and_total(session, since, until, rules, queue, now=now)[0]
+
+
+def queue_figures_and_total(
+    session: Session,
+    since: dt.datetime,
+    until: dt.datetime,
+    rules: ReportingSettings,
+    queue: str | None = None,
+    *,
+    now: dt.datetime | None = None,
+) -> tuple[list[QueueFigures], QueueFigures]:
+    """:func:`queue_figures`, and the same figures over all those queues together (queue
+    ``""``; each visit is judged by its own queue's SL threshold, so the total's
+    ``service_level_threshold`` is 0). The total adds up the queues' counts and sums: every
+    figure is a ratio of those."""
+    now = now or dt.datetime.now(dt.UTC)
     rows = session.execute(
         QUEUE_SQL_ONE if queue else QUEUE_SQL_ALL,
         {
             "since": since,
             "until": until,
+            "now": now,
             "queue": queue,
             "short_abandon": rules.short_abandon_seconds,
             "default_sl": DEFAULT_SL_SECONDS,
         },
     ).mappings()
     out = []
+    total: dict[str, Any] = {"queue": "", "sl_threshold": 0, "longest_wait": None,
+                             "oldest_waiting": None, **dict.fromkeys(_SUMMED, 0)}  # fmt: skip
     for r in rows:
-        offered = int(r["offered"])
-        answered = int(r["answered"])
-        abandoned = int(r["abandoned"])
-        sl_den = offered if rules.abandons_count_against_sl else offered - abandoned
-        out.append(
-            QueueFigures(
-                queue=r["queue"],
-                offered=offered,
-                answered=answered,
-                abandoned=abandoned,
-                short_abandoned=int(r["short_abandoned"]),
-                timed_out=int(r["timed_out"]),
-                exited=int(r["exited"]),
-                lost=int(r["lost"]),
-                transferred=int(r["transferred"]),
-                in_progress=int(r["in_progress"]),
-                service_level_threshold=int(r["sl_threshold"]),
-                service_level=_ratio(int(r["answered_in_sl"]), sl_den),
-                asa=_ratio(float(r["answered_wait"] or 0), answered),
-                aht=_ratio(float(r["answered_handle"] or 0), answered),
-                talk=float(r["answered_talk"] or 0),
-                abandon_rate=_ratio(abandoned, offered),
-                longest_wait=float(r["longest_wait"]) if r["longest_wait"] is not None else None,
-            )
-        )
-    return out
+        out.append(_figures(r, rules, now))
+        for key in _SUMMED:
+            total[key] += r[key] or 0
+        for key, pick in (("longest_wait", max), ("oldest_waiting", min)):
+            if r[key] is not None:
+                total[key] = r[key] if total[key] is None else pick(total[key], r[key])
+    return out, _figures(total, rules, now)
+
+
+#: The columns of QUEUE_SQL that add up over queues.
+_SUMMED = (
+    "offered", "answered", "abandoned", "short_abandoned", "timed_out", "exited", "lost",
+    "transferred", "in_progress", "sl_pending", "answered_in_sl", "answered_wait",
+    "answered_waits", "finished", "finished_handle", "answered_talk",
+)  # fmt: skip
+
+
+def _figures(r: Mapping[Any, Any], rules: ReportingSettings, now: dt.datetime) -> QueueFigures:
+    offered = int(r["offered"])
+    abandoned = int(r["abandoned"])
+    pending = int(r["sl_pending"])
+    sl_base = offered - pending - (0 if rules.abandons_count_against_sl else abandoned)
+    in_sl = int(r["answered_in_sl"])
+    finished = int(r["finished"])
+    longest = float(r["longest_wait"]) if r["longest_wait"] is not None else None
+    if r["oldest_waiting"] is not None:  # a caller still waiting, by their wait so far
+        so_far = float(max(0, math.floor((now - r["oldest_waiting"]).total_seconds())))
+        longest = so_far if longest is None else max(longest, so_far)
+    return QueueFigures(
+        queue=r["queue"],
+        offered=offered,
+        answered=int(r["answered"]),
+        abandoned=abandoned,
+        short_abandoned=int(r["short_abandoned"]),
+        timed_out=int(r["timed_out"]),
+        exited=int(r["exited"]),
+        lost=int(r["lost"]),
+        transferred=int(r["transferred"]),
+        in_progress=int(r["in_progress"]),
+        service_level_threshold=int(r["sl_threshold"]),
+        service_level=_ratio(in_sl, sl_base),
+        asa=_ratio(float(r["answered_wait"] or 0), int(r["answered_waits"])),
+        aht=_ratio(float(r["finished_handle"] or 0), finished),
+        talk=float(r["answered_talk"] or 0),
+        abandon_rate=_ratio(abandoned, offered),
+        longest_wait=longest,
+        answered_in_sl=in_sl,
+        sl_pending=pending,
+        sl_base=sl_base,
+        finished=finished,
+    )
 
 
 def _union_seconds(spans: list[tuple[dt.datetime, dt.datetime]]) -> float:
@@ -317,13 +406,14 @@ def agent_figures(
         row = calls.get(name)
         n_calls = int(row["calls"]) if row else 0
         talk = float(row["talk"]) if row else 0.0
-        handle = talk + (float(row["hold"]) + float(row["wrapup"]) if row else 0.0)
+        finished = int(row["finished"]) if row else 0
+        handle = float(row["handle"] or 0) if row else 0.0
         out.append(
             AgentFigures(
                 agent=name,
                 calls=n_calls,
                 talk=talk,
-                aht=_ratio(handle, n_calls),
+                aht=_ratio(handle, finished),
                 pause_by_reason=by_reason,
                 pause_by_queue=by_queue,
                 paused=paused_total,
@@ -355,6 +445,6 @@ def build_report(
             "short_abandon_seconds": rules.short_abandon_seconds,
             "abandons_count_against_sl": rules.abandons_count_against_sl,
         },
-        queues=queue_figures(session, since, until, rules, queue) if agent is None else [],
+        queues=queue_figures(session, since, until, rules, queue, now=now) if agent is None else [],
         agents=agent_figures(session, since, until, now, agent) if queue is None else [],
     )

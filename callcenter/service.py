@@ -45,6 +45,34 @@ def _name(part: Main) -> str:
     return type(owner).__name__ if owner is not None else getattr(part, "__name__", "part")
 
 
+def after(event: asyncio.Event, part: Main) -> Main:
+    """``part``, started once ``event`` is set; never started if ``stop`` is set first.
+    `callcenter run` starts the parts that connect to AMI after its private Asterisk is up."""
+
+    async def delayed(stop: asyncio.Event) -> None:
+        waits = [asyncio.create_task(event.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        if not stop.is_set():
+            await part(stop)
+
+    delayed.__name__ = _name(part)
+    return delayed
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in one line; for a TaskGroup's group, its first leaf, since "unhandled
+    errors in a TaskGroup (1 sub-exception)" tells an operator nothing."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text or type(exc).__name__
+
+
 async def run_all(parts: list[Main], stop: asyncio.Event, grace: float = STOP_GRACE) -> None:
     """Run several services in one process until ``stop``.
 
@@ -61,7 +89,7 @@ async def run_all(parts: list[Main], stop: asyncio.Event, grace: float = STOP_GR
             await part(stop)
         except Exception as exc:
             failures.append((_name(part), exc))
-            log.error("%s failed: %s; stopping the other parts", _name(part), exc)
+            log.error("%s failed: %s; stopping the other parts", _name(part), describe(exc))
             stop.set()
 
     tasks = [asyncio.create_task(guarded(p), name=_name(p)) for p in parts]
@@ -78,4 +106,4 @@ async def run_all(parts: list[Main], stop: asyncio.Event, grace: float = STOP_GR
         await asyncio.gather(*tasks, return_exceptions=True)
     if failures:
         name, exc = failures[0]
-        raise PartFailed(f"{name}: {exc}") from exc
+        raise PartFailed(f"{name}: {describe(exc)}") from exc

@@ -14,6 +14,7 @@ Every wait has a time-out, and Asterisk is always stopped at the end.
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -228,6 +229,56 @@ async def test_agent_login_feature_code_adds_the_member(pbx: Pbx, queues_db: Eng
     assert added["StateInterface"] == "PJSIP/1001"
     assert added["Penalty"] == "2"
     assert [m["Name"] for m in members if m.get("Event") == "QueueMember"] == ["alice"]
+
+
+async def test_a_wrong_pin_is_logged_without_the_pin(
+    pbx: Pbx, queues_db: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """*11 keyed with a wrong PIN (a security event): a WARNING naming the agent, their
+    extension and the calling channel, never the digits keyed; nobody is logged in."""
+    caplog.set_level(logging.INFO, logger="callcenter.agi.features")
+    with session_scope(queues_db) as s:
+        directory.add_agent(s, name="alice", extension="1001", pin="2468")
+        directory.join_queue(s, "sales", "alice")
+    node = pbx.settings.node("local")
+    options = AgiOptions(node="local")
+    ami_link = AmiLink(node)
+    services = Services(
+        node="local", options=options, ivrs={}, engine=queues_db, ami=ami_link,
+        callbacks=CallbackService(queues_db, ami_link, "local", options), screenpop=None,
+    )  # fmt: skip
+    server = AgiServer(build_scripts(services), host="127.0.0.1", port=pbx.settings.agi.port)
+    await server.start()
+    stop_link = asyncio.Event()
+    link = asyncio.create_task(ami_link.run(stop_link))
+    try:
+        async with asyncio.timeout(40):
+            await ami_link.wait_session(10)
+            ami = await Ami.login(node.port, "callcenter", pbx.secret)
+            try:
+                reply = await ami.send(
+                    Action="Originate", Channel="Local/1001@sim-caller", Context="agents",
+                    Exten="*11", Priority="1", CallerID='"Alice" <1001>',
+                    Variable="SIM_PRE=2,SIM_DIGITS=1357#,SIM_HOLD=3", Async="true",
+                )  # fmt: skip
+                assert reply["Response"] == "Success", reply
+                while not any("wrong PIN" in r.getMessage() for r in caplog.records):
+                    await asyncio.sleep(0.1)
+                members = await ami.send_list(Action="QueueStatus", Queue="sales")
+            finally:
+                await ami.close()
+    finally:
+        stop_link.set()
+        await link
+        await server.close(grace=5.0)
+    (wrong,) = [r for r in caplog.records if "wrong PIN" in r.getMessage()]
+    assert wrong.levelno == logging.WARNING
+    message = wrong.getMessage()
+    assert message.startswith("agi: wrong PIN for agent alice (extension 1001) from Local/1001@")
+    assert "try 1 of 3" in message
+    features = [r.getMessage() for r in caplog.records if r.name == "callcenter.agi.features"]
+    assert not any("1357" in text for text in features), features
+    assert [m for m in members if m.get("Event") == "QueueMember"] == []
 
 
 async def test_callback_placeholder_waits_in_the_queue(pbx: Pbx, queues_db: Engine) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 
+from callcenter.ami import connection
 from callcenter.ami.connection import (
     AmiClient,
+    AmiConnectError,
     AmiDisconnected,
     Backoff,
     Connected,
@@ -207,3 +211,33 @@ async def test_malformed_and_oversized_frames_reach_the_handler_and_cost_the_lin
             isinstance(i, Received) and isinstance(i.frame, FrameTooLarge) for i in r.items
         ))  # fmt: skip
         await rec.wait(lambda r: r.count(Disconnected) == 1)
+
+
+async def test_a_connection_cut_before_its_banner_leaves_no_stray_future() -> None:
+    """A shutdown cancelling a connect, or a port held by something that hangs up at once,
+    failed the banner future with nobody left to await it: asyncio then logged "Future
+    exception was never retrieved" at exit (`callcenter run` with a port taken)."""
+    loop = asyncio.get_running_loop()
+    stray: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: stray.append(context))
+    try:
+        protocol = connection._Protocol(time.time)
+        protocol.connection_lost(None)
+        assert protocol.banner.done()
+        del protocol
+        gc.collect()
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            with pytest.raises(AmiConnectError, match="no banner"):
+                await AmiClient(node(port)).connect()
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert stray == []

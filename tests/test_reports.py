@@ -274,3 +274,139 @@ def test_a_transferred_call_is_offered_in_each_queue(call_log: Engine) -> None:
     assert calls == {"alice": 4, "bob": 3}
     with call_log.connect() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM calls WHERE uniqueid LIKE '%.20'")) == 1
+
+
+# --- live figures: callers still waiting, calls still talking (issue 12, point 7) ----------
+
+LIVE_NOW = at(10)
+
+
+def live_visit(
+    n: int,
+    waited: float,
+    *,
+    answered: bool,
+    talk: float | None = None,
+    wrapup: float | None = None,
+    agent: str = "alice",
+) -> Call:
+    """A visit of queue sales (SL 20 s) as the bridge writes it at ``LIVE_NOW``: still waiting
+    ``waited`` seconds so far (outcome NULL, no answer); or answered after ``waited`` s, with
+    its talk still unknown (``talk`` None: the call is going on) or known (it is over)."""
+    talked = (30 if talk is None else talk) if answered else 0  # a call going on: 30 s so far
+    queued = LIVE_NOW - dt.timedelta(seconds=waited + talked)
+    return Call(
+        node="pbx1",
+        uniqueid=f"1795100000.{n}",
+        linkedid=f"1795100000.{n}",
+        started_at=queued,
+        queued_at=queued,
+        answered_at=queued + dt.timedelta(seconds=waited) if answered else None,
+        queue="sales",
+        agent=agent if answered else None,
+        wait_seconds=waited if answered else None,
+        talk_seconds=talk,
+        wrapup_seconds=wrapup,
+        # app_queue's AgentConnect makes a visit answered; its end only fills in the talk.
+        outcome="answered" if answered else None,
+    )
+
+
+def live_figures(engine: Engine, visits: list[Call]) -> reports.QueueFigures:
+    with Session(engine) as s, s.begin():
+        if directory.list_queues(s) == []:
+            directory.add_queue(s, "sales", service_level_seconds=20)
+        s.add_all(with_visit(visits))
+    with Session(engine) as s:
+        (sales,) = reports.queue_figures(
+            s, SINCE, UNTIL, ReportingSettings(short_abandon_seconds=5), now=LIVE_NOW
+        )
+    return sales
+
+
+def test_a_caller_waiting_within_the_threshold_is_not_yet_missed(clean_db: Engine) -> None:
+    """The issue's board: three calls answered in about 3 s and one caller who has waited
+    0 s showed SL 75%. That caller may still be answered in time: SL is 3/3."""
+    sales = live_figures(
+        clean_db,
+        [
+            live_visit(1, 2, answered=True, talk=40, wrapup=5),
+            live_visit(2, 3, answered=True, talk=50, wrapup=5),
+            live_visit(3, 4, answered=True, talk=60, wrapup=5),
+            live_visit(4, 0, answered=False),  # has just joined the queue
+            live_visit(5, 20, answered=False),  # exactly the threshold: not past it yet
+        ],
+    )
+    assert sales.offered == 5  # offered = entered the queue; they did
+    assert sales.in_progress == 2
+    assert sales.sl_pending == 2
+    assert (sales.answered_in_sl, sales.sl_base) == (3, 3)
+    assert sales.service_level == 1.0
+    assert sales.asa == pytest.approx(3)
+    assert sales.longest_wait == 20  # the caller still waiting, by their wait so far
+
+
+def test_a_caller_waiting_past_the_threshold_is_missed(clean_db: Engine) -> None:
+    sales = live_figures(
+        clean_db,
+        [
+            live_visit(1, 5, answered=True, talk=40),
+            live_visit(2, 21, answered=False),  # 21 s and still waiting: missed already
+            live_visit(3, 1, answered=False),  # not yet missed
+        ],
+    )
+    assert (sales.answered_in_sl, sales.sl_pending, sales.sl_base) == (1, 1, 2)
+    assert sales.service_level == pytest.approx(1 / 2)
+    assert sales.longest_wait == 21
+
+
+def test_only_callers_waiting_within_the_threshold_mean_no_service_level_yet(
+    clean_db: Engine,
+) -> None:
+    sales = live_figures(clean_db, [live_visit(1, 0, answered=False)])
+    assert (sales.offered, sales.sl_base) == (1, 0)
+    assert sales.service_level is None  # shown as "-", not 0% in red
+
+
+def test_aht_is_over_finished_calls_only(clean_db: Engine) -> None:
+    """Three calls answered and still talking: their talk is unknown, so there is no AHT yet
+    (the board showed 0:00); ASA is known at the answer and counts them."""
+    talking = [live_visit(n, n, answered=True) for n in (1, 2, 3)]
+    sales = live_figures(clean_db, talking)
+    assert (sales.answered, sales.finished) == (3, 0)
+    assert sales.aht is None
+    assert sales.talk == 0
+    assert sales.asa == pytest.approx(2)  # (1 + 2 + 3) / 3
+    assert sales.service_level == 1.0
+    # One call ends: AHT is its handle time alone, not spread over the three answered.
+    sales = live_figures(clean_db, [live_visit(4, 6, answered=True, talk=100, wrapup=20)])
+    assert (sales.answered, sales.finished) == (4, 1)
+    assert sales.aht == pytest.approx(120)
+    assert sales.talk == 100
+    assert sales.asa == pytest.approx((1 + 2 + 3 + 6) / 4)
+    with Session(clean_db) as s:
+        (alice,) = reports.agent_figures(s, SINCE, UNTIL, LIVE_NOW, agent="alice")
+    assert alice.calls == 4
+    assert alice.aht == pytest.approx(120)  # the agent's AHT: over their finished calls too
+
+
+def test_the_total_over_queues_uses_each_queues_threshold(call_log: Engine) -> None:
+    with Session(call_log) as s:
+        queues, total = reports.queue_figures_and_total(
+            s, SINCE, UNTIL, ReportingSettings(short_abandon_seconds=5), now=NOW
+        )
+    sales, support = queues
+    assert total.queue == ""
+    assert total.offered == sales.offered + support.offered == 9
+    assert total.answered == 5
+    assert total.answered_in_sl == sales.answered_in_sl + support.answered_in_sl == 3
+    assert total.service_level == pytest.approx(3 / 9)
+    assert total.asa == pytest.approx((10 + 25 + 20 + 31 + 30) / 5)
+    assert total.aht == pytest.approx((110 + 220 + 60 + 50 + 70) / 5)
+    assert total.longest_wait == 300
+    with Session(call_log) as s:
+        none, empty = reports.queue_figures_and_total(
+            s, UNTIL + dt.timedelta(days=3), UNTIL + dt.timedelta(days=4), ReportingSettings()
+        )
+    assert none == []
+    assert (empty.offered, empty.service_level, empty.aht) == (0, None, None)

@@ -38,3 +38,44 @@ async def test_a_part_that_ignores_stop_is_cancelled_after_the_grace() -> None:
     stop.set()
     async with asyncio.timeout(5):
         await service.run_all([stubborn], stop, grace=0.1)
+
+
+async def test_a_failure_inside_a_task_group_is_named_by_its_cause() -> None:
+    """ "unhandled errors in a TaskGroup (1 sub-exception)" told an operator nothing."""
+
+    async def grouped(stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(asyncio.sleep(0))
+            raise OSError("[Errno 98] address already in use")
+
+    stop = asyncio.Event()
+    with pytest.raises(service.PartFailed, match=r"^grouped: \[Errno 98\] address already in use$"):
+        async with asyncio.timeout(5):
+            await service.run_all([grouped], stop)
+
+
+async def test_after_starts_a_part_once_the_event_is_set_and_never_after_stop() -> None:
+    ready = asyncio.Event()
+    started: list[str] = []
+
+    async def part(stop: asyncio.Event) -> None:
+        started.append("part")
+        await stop.wait()
+
+    stop = asyncio.Event()
+    delayed = service.after(ready, part)
+    assert delayed.__name__ == "part"
+    task = asyncio.create_task(delayed(stop))
+    await asyncio.sleep(0.05)
+    assert started == []
+    ready.set()
+    await asyncio.sleep(0.05)
+    assert started == ["part"]
+    stop.set()
+    async with asyncio.timeout(5):
+        await task
+    # Stopped before the event: the part is never started.
+    never = service.after(asyncio.Event(), part)
+    async with asyncio.timeout(5):
+        await never(stop)
+    assert started == ["part"]

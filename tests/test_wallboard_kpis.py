@@ -264,3 +264,56 @@ async def test_refresher_is_poked_and_rate_limited(call_log: Engine) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_the_boards_live_figures_count_neither_a_caller_still_in_time_nor_calls_still_talking(
+    call_log: Engine,
+) -> None:
+    """Issue 12's board: calls answered within seconds and still talking, and a caller who
+    has waited 0 s, showed SL 75% in red and AHT 0:00. The caller may still be answered in
+    time (not yet missed); the calls still talking have no handle time yet."""
+    talking = []
+    for n, wait in ((10, 2), (11, 3), (12, 4)):
+        c = call(n, "support", "answered", wait, NOW - dt.timedelta(seconds=wait + 40), "bob")
+        c.talk_seconds = c.wrapup_seconds = None  # AgentConnect came; the end has not
+        talking.append(c)
+    waiting = call(13, "support", None, 0, NOW - dt.timedelta(seconds=0.5))  # has just joined
+    with Session(call_log) as s, s.begin():
+        s.add_all(with_visit([*talking, waiting]))
+    view = refresher(call_log).compute(NOW)
+    support = view["queues"]["support"]
+    assert (support["offered"], support["answered"]) == (5, 4)  # call 8 and the three
+    assert support["service_level"] == 1.0  # 4 of 4: the waiting caller is not yet missed
+    assert support["asa"] == pytest.approx((30 + 2 + 3 + 4) / 4)
+    assert support["aht"] == 60  # call 8's alone: the three are still talking
+    total = view["total"]
+    assert (total["offered"], total["answered"]) == (9, 6)  # sales 4 + support 5
+    assert total["service_level"] == pytest.approx((1 + 4) / (9 - 1))
+    assert "service_level_threshold" not in total  # each queue's own; none for the total
+    # 25 s later the caller still waits, within support's 30 s; at 31 s they are missed.
+    later = refresher(call_log).compute(NOW + dt.timedelta(seconds=25))
+    assert later["queues"]["support"]["service_level"] == 1.0
+    missed = refresher(call_log).compute(NOW + dt.timedelta(seconds=31))
+    assert missed["queues"]["support"]["service_level"] == pytest.approx(4 / 5)
+
+
+async def test_refresher_queries_again_while_a_caller_is_still_in_time(call_log: Engine) -> None:
+    """No event says when a waiting caller passes the threshold: while one waits within it,
+    the figures are queried at the usual pace, not only every ``kpi_max_age``."""
+    k = KpiRefresher(call_log, RULES, TZ, lambda: None, interval=0.1, max_age=30, settle=0)
+    runs: list[int] = []
+
+    def compute(now: dt.datetime | None = None) -> dict[str, object]:
+        runs.append(1)
+        pending = 1 if len(runs) < 4 else 0
+        return {"day": "d", "queues": {}, "total": {"sl_pending": pending}, "agents": {},
+                "rules": {}}  # fmt: skip
+
+    k.compute = compute  # type: ignore[method-assign]
+    task = asyncio.create_task(k.run())
+    try:
+        await asyncio.sleep(0.8)
+        assert len(runs) == 4  # then nobody is pending: back to kpi_max_age
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

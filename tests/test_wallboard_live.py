@@ -12,6 +12,7 @@ from callcenter.wallboard.board import Board
 from callcenter.wallboard.hub import Hub, encode
 from callcenter.wallboard.live import MAX_CALLS, LiveState, client_id, topic_filters
 from callcenter.wallboard.options import WallboardOptions
+from callcenter.wallboard.roster import Roster, RosterAgent, RosterQueue
 from tests.test_wallboard_support import agent_payload, call_payload, node_payload, queue_payload
 
 P = "cc"
@@ -111,6 +112,7 @@ def test_nodes_and_bridge_status() -> None:
             "node": "pbx1",
             "known": False,
             "connected": False,
+            "down": False,  # no news is not taken as down
             "detail": "no news from the bridge yet",
             "since": None,
         }
@@ -210,3 +212,177 @@ def test_snapshot_is_built_once_per_change() -> None:
     hub.changed()
     hub.snapshot_event()
     assert len(calls) == 2
+
+
+# --- configured queues and agents; nodes that are down (issue 12, points 5 and 6) -----------
+
+
+def roster(**agents: dict[str, int]) -> Roster:
+    return Roster(
+        queues={
+            "sales": RosterQueue("sales", "Sales team", 20),
+            "support": RosterQueue("support", "", 30),
+        },
+        agents={
+            name: RosterAgent(name, f"{name} Doe" if name != "Bob" else "", f"10{i:02d}",
+                              name != "Carl", queues)
+            for i, (name, queues) in enumerate(sorted(agents.items()))
+        },
+    )  # fmt: skip
+
+
+def nodes_board(state: LiveState, kpis: dict[str, object] | None = None) -> Board:
+    return Board(state, lambda: dict(kpis or {}), WallboardOptions(), ["pbx1", "pbx2"],
+                 clock=lambda: 10.0)  # fmt: skip
+
+
+def test_configured_queues_and_agents_show_before_anyone_logs_in() -> None:
+    board = nodes_board(LiveState())
+    board.set_roster(roster(Alice={"sales": 0, "support": 2}, Bob={"sales": 1}, Carl={}))
+    snap = board.snapshot()
+    queues = {q["queue"]: q for q in snap["queues"]}
+    assert list(queues) == ["sales", "support"]
+    assert (queues["sales"]["title"], queues["sales"]["alias"]) == ("Sales team", "sales")
+    assert (queues["support"]["title"], queues["support"]["alias"]) == ("support", "")
+    assert queues["sales"]["configured"]
+    assert not queues["sales"]["live"]
+    assert (queues["sales"]["waiting"], queues["sales"]["logged_in"]) == (0, 0)
+    rows = {a["agent"]: a for a in snap["agents"]}
+    assert [a["key"] for a in snap["agents"]] == ["pbx1/Alice", "pbx1/Bob", "pbx1/Carl"]
+    alice = rows["Alice"]
+    assert alice["state"] == "logged_out"  # the first configured node: where Log in goes
+    assert (alice["full_name"], alice["title"], alice["alias"]) == ("Alice Doe", "Alice Doe",
+                                                                    "Alice")  # fmt: skip
+    assert alice["queues"] == ["sales", "support"]  # what a Log in joins
+    assert alice["interface"] == "PJSIP/1000"
+    assert alice["since"] is None
+    assert (rows["Bob"]["title"], rows["Bob"]["alias"]) == ("Bob", "")  # no full name
+    assert (rows["Carl"]["enabled"], rows["Carl"]["reason"]) == (False, "disabled")
+    total = snap["total"]
+    assert (total["title"], total["waiting"], total["logged_in"]) == ("All queues", 0, 0)
+
+
+def test_an_agent_who_logs_in_takes_the_place_of_their_logged_out_row() -> None:
+    state = LiveState()
+    board = nodes_board(state)
+    board.set_roster(roster(Alice={"sales": 0}))
+    board.delta()
+    state.apply(f"{P}/pbx1/agents/Alice", agent_payload("pbx1", "Alice", since=5.0))
+    delta = board.delta()
+    assert delta is not None
+    assert [(a["key"], a["state"]) for a in delta["agents"]] == [("pbx1/Alice", "available")]
+    assert delta["gone"] == ["pbx2/Alice"]  # nothing to remove in a browser: harmless
+    assert delta["total"]["logged_in"] == 1
+    # Logged out: the row stays, dimmed, with the time since the logout.
+    state.apply(f"{P}/pbx1/agents/Alice", agent_payload("pbx1", "Alice", "logged_out", since=9.0))
+    delta = board.delta()
+    assert delta is not None
+    (row,) = delta["agents"]
+    assert (row["key"], row["state"], row["since"]) == ("pbx1/Alice", "logged_out", 9.0)
+    assert "pbx1/Alice" not in delta["gone"]
+    # Logged in on the other node: the row moves there.
+    state.apply(f"{P}/pbx2/agents/Alice", agent_payload("pbx2", "Alice", since=11.0))
+    delta = board.delta()
+    assert delta is not None
+    assert [a["key"] for a in delta["agents"]] == ["pbx2/Alice"]
+    assert delta["gone"] == ["pbx1/Alice"]
+
+
+def test_roster_changes_reach_the_board() -> None:
+    state = LiveState()
+    board = nodes_board(state)
+    board.set_roster(roster(Alice={"sales": 0}))
+    board.delta()
+    assert board.delta() is None
+    board.set_roster(roster(Alice={"sales": 0}))  # the same again: nothing to push
+    assert board.delta() is None
+    new = roster(Bob={"sales": 0})
+    board.set_roster(Roster(queues={"sales": new.queues["sales"]}, agents=new.agents))
+    delta = board.delta()
+    assert delta is not None
+    assert [a["key"] for a in delta["agents"]] == ["pbx1/Bob"]
+    assert "pbx1/Alice" in delta["gone"]
+    assert delta["gone_queues"] == ["support"]  # removed, not live, no calls today
+
+
+def test_a_node_that_is_down_leaves_its_figures_unknown() -> None:
+    state = LiveState()
+    board = nodes_board(state)
+    board.set_roster(roster(Alice={"sales": 0}, Bob={"sales": 0}))
+    state.apply(f"{P}/pbx1/status", node_payload("pbx1", True))
+    state.apply(f"{P}/pbx2/status", node_payload("pbx2", True))
+    state.apply(f"{P}/pbx1/queues/sales", queue_payload(
+        "pbx1", "sales", waiting=2, longest_wait_since=3.0, logged_in=1, available=1))  # fmt: skip
+    state.apply(f"{P}/pbx2/queues/sales", queue_payload(
+        "pbx2", "sales", waiting=1, longest_wait_since=4.0, logged_in=1, on_call=1))  # fmt: skip
+    state.apply(f"{P}/pbx1/agents/Alice", agent_payload("pbx1", "Alice", since=5.0))
+    state.apply(f"{P}/pbx2/agents/Bob", agent_payload("pbx2", "Bob", "on_call", call="9.1"))
+    board.delta()
+    # The bridge loses pbx1: its agent and its part of the queue are unknown.
+    state.apply(f"{P}/pbx1/status", node_payload("pbx1", False))
+    delta = board.delta()
+    assert delta is not None
+    assert [n["down"] for n in delta["nodes"]] == [True, False]
+    (sales,) = [q for q in delta["queues"] if q["queue"] == "sales"]
+    assert (sales["down"], sales["unknown"]) == (["pbx1"], False)  # pbx2 still counts
+    assert (sales["waiting"], sales["longest_wait_since"], sales["available"]) == (1, 4.0, 0)
+    agents = {a["agent"]: a for a in delta["agents"]}
+    assert agents["Alice"]["state"] == "unknown"
+    assert agents["Alice"]["last_state"] == "available"
+    assert agents["Alice"]["since"] is None  # no timer ticking on a state nobody knows
+    assert agents["Bob"]["state"] == "on_call"
+    assert delta["total"]["logged_in"] == 1  # Bob only
+    # Both down: the queue's live figures are unknown altogether.
+    state.apply(f"{P}/pbx2/status", node_payload("pbx2", False))
+    delta = board.delta()
+    assert delta is not None
+    (sales,) = [q for q in delta["queues"] if q["queue"] == "sales"]
+    assert sales["unknown"] is True
+    assert all(sales[k] is None for k in ("waiting", "longest_wait_since", "logged_in"))
+    assert delta["total"]["unknown"] is True
+    assert delta["total"]["waiting"] is None
+    # Back up: the figures are the bridge's again.
+    state.apply(f"{P}/pbx1/status", node_payload("pbx1", True))
+    state.apply(f"{P}/pbx2/status", node_payload("pbx2", True))
+    delta = board.delta()
+    assert delta is not None
+    assert {a["agent"]: a["state"] for a in delta["agents"]} == {
+        "Alice": "available", "Bob": "on_call"}  # fmt: skip
+    assert next(q for q in delta["queues"] if q["queue"] == "sales")["waiting"] == 3
+
+
+def test_with_the_bridge_offline_every_node_is_unknown() -> None:
+    state = LiveState()
+    board = nodes_board(state)
+    state.apply(f"{P}/pbx1/status", node_payload("pbx1", True))
+    state.apply(f"{P}/pbx1/queues/sales", queue_payload("pbx1", "sales", waiting=2))
+    state.apply(f"{P}/pbx1/agents/Alice", agent_payload("pbx1", "Alice"))
+    state.apply(
+        f"{P}/bridge/status", json.dumps({"v": 1, "type": "bridge", "online": False}).encode()
+    )
+    snap = board.snapshot()
+    assert all(n["down"] for n in snap["nodes"])
+    assert snap["queues"][0]["unknown"] is True
+    assert snap["agents"][0]["state"] == "unknown"
+
+
+def test_the_total_counts_each_agent_once() -> None:
+    state = LiveState()
+    kpis: dict[str, object] = {"total": {"offered": 7, "service_level": 0.5}, "queues": {}}
+    board = nodes_board(state, kpis)
+    state.apply(f"{P}/pbx1/queues/sales", queue_payload(
+        "pbx1", "sales", waiting=2, longest_wait_since=8.0, logged_in=2, available=1,
+        paused=1))  # fmt: skip
+    state.apply(
+        f"{P}/pbx1/queues/support",
+        queue_payload(
+            "pbx1", "support", waiting=1, longest_wait_since=6.0, logged_in=2, available=2
+        ),
+    )
+    # Alice is in both queues, paused in sales only: available overall. Bob in both.
+    state.apply(f"{P}/pbx1/agents/Alice", agent_payload("pbx1", "Alice"))
+    state.apply(f"{P}/pbx1/agents/Bob", agent_payload("pbx1", "Bob"))
+    total = board.snapshot()["total"]
+    assert (total["waiting"], total["longest_wait_since"]) == (3, 6.0)
+    assert (total["logged_in"], total["available"], total["paused"]) == (2, 2, 0)
+    assert (total["offered"], total["service_level"]) == (7, 0.5)  # the call log's total

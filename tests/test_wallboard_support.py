@@ -55,9 +55,11 @@ async def http(
     settings: config.Settings, engine: Engine, links: dict[str, AmiLink] | None = None
 ) -> AsyncIterator[tuple[Wallboard, TestClient[Any, Any]]]:
     """The wallboard's web application on a test server, without its background tasks: the
-    test feeds the live state itself and reloads users when it added some."""
+    test feeds the live state itself and reloads users (and the roster of queues and agents)
+    when it added some."""
     wb = Wallboard(settings, engine=engine, links=links or {})
     await wb.parts.auth.cache.reload()
+    await wb.parts.roster.reload()
     async with TestClient(TestServer(wb.make_app())) as client:
         yield wb, client
 

@@ -22,6 +22,7 @@ from tests.test_wallboard_support import (
     csrf_of,
     http,
     login,
+    node_payload,
     queue_payload,
     wallboard_settings,
 )
@@ -319,3 +320,71 @@ async def test_streams_end_when_the_server_stops(
         rest = await asyncio.wait_for(resp.content.read(), 5)
         assert b"event: clock" in rest
         assert not wb.parts.hub.subscribers
+
+
+# --- a screen without its token, the icon (issue 12, point 9) ----------------------------------
+
+
+async def test_tv_without_a_token_explains_how_to_get_one(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    async with http(wb_settings, clean_db) as (_, client):
+        for url, says in (
+            ("/tv", "This screen has no token yet."),
+            ("/tv?token=cctv_wrong", "unknown or revoked"),
+        ):
+            resp = await client.get(url, allow_redirects=False)
+            assert resp.status == 401, url
+            assert resp.content_type == "text/html"
+            html = await resp.text()
+            assert says in html
+            assert "callcenter users token add" in html  # how to get one
+            assert 'href="/login"' in html  # and where supervisors go instead
+            assert "Content-Security-Policy" in resp.headers
+        # A supervisor already logged in who follows /tv gets the TV layout.
+        await login(client)
+        resp = await client.get("/tv", allow_redirects=False)
+        assert resp.status == 303
+        assert resp.headers["Location"] == "/board?layout=tv"
+
+
+async def test_the_favicon_is_served(wb_settings: config.Settings, clean_db: Engine) -> None:
+    async with http(wb_settings, clean_db) as (_, client):
+        resp = await client.get("/favicon.ico", allow_redirects=False)
+        assert resp.status == 301
+        assert resp.headers["Location"] == "/static/favicon.svg"
+        icon = await client.get("/favicon.ico")
+        assert icon.status == 200
+        assert icon.content_type == "image/svg+xml"
+        assert (await icon.text()).startswith("<svg")
+        page = await (await client.get("/login")).text()
+        assert '<link rel="icon" href="/static/favicon.svg"' in page
+
+
+async def test_board_renders_configured_agents_and_unknown_nodes_on_the_server(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from callcenter import directory
+
+    with Session(clean_db) as s, s.begin():
+        directory.add_queue(s, "sales", display_name="Sales team")
+        directory.add_agent(s, name="Alice", extension="1001", pin="4321", full_name="Alice Doe")
+        directory.join_queue(s, "sales", "Alice")
+    async with http(wb_settings, clean_db) as (wb, client):
+        await login(client)
+        html = await (await client.get("/board")).text()
+        assert "Sales team" in html
+        assert 'class="agent state-logged_out"' in html
+        assert "Alice Doe" in html
+        assert "/agents/local/Alice/login" in html
+        assert 'id="queue-total"' in html
+        state = wb.parts.state
+        state.apply("x/local/status", node_payload("local", False))
+        state.apply("x/local/queues/sales", queue_payload("local", "sales", waiting=7))
+        state.apply("x/local/agents/Alice", agent_payload("local", "Alice"))
+        html = await (await client.get("/board")).text()
+        assert "Asterisk node local is DOWN (connection refused)" in html
+        assert 'class="num big ">?<' in html  # the 7 waiting are the past, not the present
+        assert 'class="agent state-unknown"' in html

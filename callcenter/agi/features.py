@@ -17,7 +17,9 @@ endpoint is skipped, the first other one is the reason.
   :func:`callcenter.directory.verify_pin`; three tries. Then one QueueAdd per queue of the agent
   (``queue_members``): Queue, Interface=PJSIP/<ext>, MemberName=<agent name>,
   StateInterface=PJSIP/<ext>, Penalty, Paused=false. "Already there" counts as done.
-  ``agent-loginok`` or ``agent-incorrect`` is played.
+  ``agent-loginok`` or ``agent-incorrect`` is played. Each wrong PIN is logged at WARNING
+  with the agent, their extension and the calling channel (never what was keyed), and so is
+  the refusal after the last try.
 - ``agent-logout``: QueueRemove from every queue the member is in (QueueStatus with
   ``Member``) and from every queue of the agent in the directory; "Not there" counts as done.
   ``agent-loggedoff``.
@@ -34,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -54,6 +56,17 @@ PIN_TRIES = 3
 PIN_MAX_DIGITS = 12
 PIN_TIMEOUT = 6.0
 
+#: What an agent dials from their phone (the ``[agents]`` context of dialplans/agents.conf.j2),
+#: as ``callcenter agents phone`` lists them.
+FEATURE_CODES: tuple[tuple[str, str], ...] = (
+    ("*11", "log in: the phone asks for the agent's PIN, then # (three tries)"),
+    ("*12", "log out of every queue"),
+    ("*13", "pause in every queue"),
+    ("*13<code>", "pause with a reason code, e.g. *132"),
+    ("*14", "unpause"),
+    ("*97", "the agent's own voicemail"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class AgentInfo:
@@ -66,6 +79,23 @@ class AgentInfo:
     @property
     def interface(self) -> str:
         return f"PJSIP/{self.extension}"
+
+
+def queue_add_actions(name: str, interface: str, queues: Mapping[str, int]) -> list[dict[str, str]]:
+    """The QueueAdd per queue (name -> penalty) that logs an agent in: ``*11``'s, and the
+    wallboard's Log in (:mod:`callcenter.wallboard.control`)."""
+    return [
+        {
+            "Action": "QueueAdd",
+            "Queue": queue,
+            "Interface": interface,
+            "Penalty": str(penalty),
+            "Paused": "false",
+            "MemberName": name,
+            "StateInterface": interface,
+        }
+        for queue, penalty in sorted(queues.items())
+    ]
 
 
 def endpoint_of(channel: Channel) -> str:
@@ -158,7 +188,8 @@ class AgentFeatures:
         agent = await self._agent(channel)
         if agent is None:
             return
-        for _ in range(PIN_TRIES):
+        where = f"{channel.env.channel} (caller ID {channel.env.callerid or '-'})"
+        for attempt in range(1, PIN_TRIES + 1):
             keyed = await channel.get_data("agent-pass", PIN_TIMEOUT, PIN_MAX_DIGITS)
             # argon2 takes tens of milliseconds of CPU: not on the event loop.
             good = bool(keyed.digits) and await asyncio.to_thread(
@@ -166,22 +197,20 @@ class AgentFeatures:
             )
             if good:
                 break
+            # A security event: who and from where, never what was keyed.
+            if keyed.digits:
+                log.warning("agi: wrong PIN for agent %s (extension %s) from %s, try %d of %d",
+                            agent.name, agent.extension, where, attempt, PIN_TRIES)  # fmt: skip
+            else:
+                log.info("agi: no PIN keyed for agent %s (extension %s) from %s, try %d of %d",
+                         agent.name, agent.extension, where, attempt, PIN_TRIES)  # fmt: skip
             await channel.stream("agent-incorrect")
         else:
+            log.warning("agi: login of agent %s (extension %s) from %s refused after %d tries",
+                        agent.name, agent.extension, where, PIN_TRIES)  # fmt: skip
             await channel.set_variable("AGENT_STATUS", "badpin")
             return
-        actions = [
-            {
-                "Action": "QueueAdd",
-                "Queue": queue,
-                "Interface": agent.interface,
-                "Penalty": str(penalty),
-                "Paused": "false",
-                "MemberName": agent.name,
-                "StateInterface": agent.interface,
-            }
-            for queue, penalty in sorted(agent.queues.items())
-        ]
+        actions = queue_add_actions(agent.name, agent.interface, agent.queues)
         if await self._send(channel, actions, ("Already there",)):
             await channel.set_variable("AGENT_STATUS", "ok")
             await channel.stream("agent-loginok")

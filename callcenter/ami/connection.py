@@ -147,6 +147,11 @@ class _Action(_PanoramiskAction):  # type: ignore[misc]
         return bool(super().add_message(message))
 
 
+def _seen(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class _Protocol(asyncio.Protocol):
     """Frames in, replies routed to their actions, everything else queued for the handler."""
 
@@ -158,6 +163,10 @@ class _Protocol(asyncio.Protocol):
         self.items: collections.deque[Received] = collections.deque()
         self.wakeup = asyncio.Event()
         self.banner: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # A connection cut before its banner (a shutdown cancelling the connect, a port held
+        # by something that hangs up) fails the banner with nobody left to await it: mark that
+        # failure as seen, or asyncio logs "Future exception was never retrieved".
+        self.banner.add_done_callback(_seen)
         self.lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.paused = False
         self.last_data = 0.0
@@ -310,6 +319,16 @@ class AmiSession:
         if self._protocol.transport is not None:
             self._protocol.transport.abort()
 
+    async def logoff(self, timeout: float = 2.0) -> None:
+        """Say goodbye (``Logoff``), then close the connection; never raises."""
+        try:
+            if not self.closed:
+                await self.send({"Action": "Logoff"}, timeout=timeout)
+        except (AmiError, TimeoutError):
+            pass
+        finally:
+            self.abort()
+
 
 @dataclass
 class Backoff:
@@ -350,6 +369,13 @@ class AmiClient:
         self._backoff = backoff or Backoff()
         self._events = events
         self.connected = False
+
+    async def connect(self) -> AmiSession:
+        """One connection and login, no retry, for a command that sends a few actions and
+        leaves (close it with :meth:`AmiSession.logoff`). :class:`AmiConnectError` says why
+        it failed. Nothing reads the events of such a session: log in with ``events="off"``."""
+        session, _, _ = await self._open()
+        return session
 
     async def _open(self) -> tuple[AmiSession, _Protocol, str]:
         node = self.node

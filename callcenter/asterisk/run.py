@@ -12,9 +12,13 @@ the README's source build installs it).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -170,6 +174,22 @@ def private_instance(settings: Settings) -> tuple[Path | None, str]:
     except AsteriskNotFound as exc:
         return None, str(exc)
     return binary, f"starting a private Asterisk ({binary}) in {directory}"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux's
+    ``PR_SET_PDEATHSIG``, which outlives ``execv``): the private Asterisk of `callcenter run`
+    stops cleanly even when `callcenter run` is killed outright. Elsewhere, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the call: do as it would have
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exec_foreground(argv: list[str]) -> NoReturn:

@@ -17,11 +17,12 @@ import sqlalchemy as sa
 
 from callcenter import core
 from callcenter.ami.connection import AmiClient
+from callcenter.asterisk.run import LOOPBACK_HOSTS, instance_dir
 from callcenter.bridge.node import NodeBridge, QueueLogFile
 from callcenter.bridge.publisher import Publisher
 from callcenter.bridge.spool import Spool
 from callcenter.bridge.store import CallLogWriter
-from callcenter.config import Settings
+from callcenter.config import NodeSettings, Settings
 from callcenter.db import engine as db
 from callcenter.db.models import Queue
 from callcenter.domain import Direction
@@ -39,6 +40,17 @@ IVR_PATH_VARIABLE = "IVR_PATH"
 
 def spool_path(settings: Settings) -> Path:
     return Path(settings.bridge.spool_dir) / "calllog.spool"
+
+
+def queue_log_path(settings: Settings, node: NodeSettings) -> Path | None:
+    """Where ``node``'s queue_log file is: ``nodes.<name>.queue_log_path`` when set; for the
+    private instance (``[nodes.local]`` on this machine, which ``callcenter run`` starts in
+    ``[asterisk] directory``) its own ``log/queue_log`` without any setting; else none."""
+    if node.queue_log_path:
+        return Path(node.queue_log_path)
+    if node.name == "local" and node.host in LOOPBACK_HOSTS:
+        return instance_dir(settings) / "log" / "queue_log"
+    return None
 
 
 def load_core_config(settings: Settings) -> core.CoreConfig:
@@ -82,9 +94,9 @@ class Bridge:
                 self.writer,
                 self.publisher,
                 audit=b.audit_events,
-                queue_log=QueueLogFile(Path(node.queue_log_path)) if node.queue_log_path else None,
+                queue_log=QueueLogFile(path) if path is not None else None,
             )
-            for node in settings.nodes
+            for node, path in ((n, queue_log_path(settings, n)) for n in settings.nodes)
         ]
         self.clients = [AmiClient(n.node) for n in self.nodes]
 

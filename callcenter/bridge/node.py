@@ -8,6 +8,15 @@ On every ``FullyBooted`` (Asterisk sends one right after each login, and broadca
 restart finishes booting) the node resynchronises: QueueStatus and CoreShowChannels replace
 what the core believed, calls that vanished are closed as ``lost``, and queue_log (Asterisk's
 file, or its realtime table) then corrects those calls with what Asterisk recorded.
+
+Two things make the resync hold across a restart of the bridge itself, not only a lost link:
+
+- on its first connection the node hands the core the calls the call log still holds open
+  (a stop of the services cut them, and the bridge never saw their end), so that the resync
+  closes them as well -- and queue_log corrects them;
+- after QueueStatus, the queues Asterisk no longer lists are forgotten, and the retained MQTT
+  snapshots of the node's agents and queues are made exactly the state's
+  (:meth:`Publisher.reconcile_snapshots`): what Asterisk no longer has is cleared.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import psycopg
 
 from callcenter import core
 from callcenter.ami import events as ev
@@ -38,6 +49,13 @@ from callcenter.core.queue_log import QueueLogEntry, parse_queue_log_line
 from callcenter.domain import CallOutcome
 
 log = logging.getLogger(__name__)
+
+#: Seconds a first connection waits for the spool to be written before reading the calls
+#: the call log holds open.
+SPOOL_WAIT = 5.0
+
+#: The ActionID of the resync's QueueStatus (sent without a filter: it lists every queue).
+RESYNC_QUEUES = "resync-queues"
 
 
 class QueueLogFile:
@@ -123,6 +141,8 @@ class NodeBridge:
         # Names each received frame for the audit log: connection start, then a sequence.
         self._conn_key = "0"
         self._seq = 0
+        # Whether the calls the call log held open at start are in the core (see handle).
+        self.restored = False
 
     # --- the core's output ------------------------------------------------------------
 
@@ -158,6 +178,8 @@ class NodeBridge:
             self.counters.connects += 1
             log.info("ami %s: connected (%s)", self.name, item.banner)
             self.publisher.node_status(self.name, True, item.banner, item.at)
+            if not self.restored:
+                await self._restore_open_calls()
         elif isinstance(item, Disconnected):
             self.session = None
             self.state = core.connection_lost(self.state)
@@ -165,6 +187,37 @@ class NodeBridge:
             if item.attempt <= 1:
                 log.warning("ami %s: disconnected: %s", self.name, item.reason)
             self.publisher.node_status(self.name, False, item.reason, item.at)
+
+    async def _restore_open_calls(self) -> None:
+        """Hand the core the calls the call log holds open from before this process (the
+        handler is awaited before the next frame: they are in before the resync runs). With
+        the database away, the next connection tries again; so it does while the spool
+        holds rows the database has not seen (they may have closed some of those calls)."""
+        for _ in range(round(SPOOL_WAIT / 0.1)):
+            if not self.writer.spool:
+                break
+            await asyncio.sleep(0.1)  # the writer drains it first when the database is up
+        if self.writer.spool:
+            log.warning(
+                "ami %s: the call log's spool is not written yet; the calls left open are "
+                "closed at a later connection", self.name,
+            )  # fmt: skip
+            return
+        try:
+            calls = await self.writer.open_calls(self.name)
+        except (OSError, TimeoutError, psycopg.Error) as exc:
+            log.warning(
+                "ami %s: cannot read the calls left open (%s); they are closed at a later "
+                "connection", self.name, (str(exc).strip().splitlines() or [repr(exc)])[0],
+            )  # fmt: skip
+            return
+        self.restored = True
+        if calls:
+            log.info(
+                "ami %s: %d calls left open by a stop; the resync closes those gone",
+                self.name, len(calls),
+            )  # fmt: skip
+            self.state = core.restore_calls(self.state, calls)
 
     def _key(self) -> str:
         self._seq += 1
@@ -205,6 +258,7 @@ class NodeBridge:
         if kind is ev.UnknownEvent:
             self.counters.unknown += 1
             return []
+        listed = self._listed_queues(event) if kind is ev.QueueStatusComplete else None
         try:
             self.state, changes = core.apply(self.state, event)
         except Exception as exc:  # a bug in one transition must not stop the call log
@@ -214,6 +268,8 @@ class NodeBridge:
             self._audit_raw(event.time, kind.__name__, frame.text, f"core: {exc!r}")
             return []
         self.emit(changes)
+        if listed is not None:
+            self._retire(listed, event.time)
         if kind is ev.FullyBooted:
             self.resync()
         elif kind is ev.QueueStatusComplete or kind is ev.CoreShowChannelsComplete:
@@ -228,6 +284,32 @@ class NodeBridge:
                     and c.call.talk_seconds is None)
             ]  # fmt: skip
         return []
+
+    def _listed_queues(self, event: ev.Event) -> set[str] | None:
+        """Every queue our resync's QueueStatus named (a QueueParams, or a member or caller
+        of it; it has no filter: a queue it leaves out is gone from Asterisk), read before
+        the core consumes the list; ``None`` for a list that is not our resync's."""
+        if not isinstance(event, ev.QueueStatusComplete) or event.action_id != RESYNC_QUEUES:
+            return None
+        names: set[str] = set()
+        chain = self.state.lists.get(RESYNC_QUEUES)
+        while chain is not None:
+            item, chain = chain
+            if isinstance(item, ev.QueueParams | ev.QueueMember | ev.QueueEntry):
+                names.add(item.queue)
+        return names
+
+    def _retire(self, listed: set[str], at: float) -> None:
+        """After our resync's QueueStatus: forget the queues Asterisk no longer has, then
+        make the retained snapshots of this node's agents and queues exactly the state's."""
+        try:
+            self.state, changes = core.retire_queues(self.state, listed, at)
+        except Exception as exc:  # as in receive: a bug here must not stop the call log
+            log.exception("ami %s: cannot retire the queues Asterisk no longer has", self.name)
+            self.counters.last_error = f"retire_queues: {exc!r}"
+            return
+        self.emit(changes)
+        self.publisher.reconcile_snapshots(self.name, self.state.agents, self.state.queues)
 
     def _audit(self, frame: Message, name: str, at: float) -> None:
         """The audit row of a frame that parsed (``audit_events``)."""
@@ -274,7 +356,7 @@ class NodeBridge:
         if session is None:
             return
         try:
-            session.send_into_stream({"Action": "QueueStatus", "ActionID": "resync-queues"})
+            session.send_into_stream({"Action": "QueueStatus", "ActionID": RESYNC_QUEUES})
             session.send_into_stream({"Action": "CoreShowChannels", "ActionID": "resync-chans"})
         except AmiDisconnected:
             return

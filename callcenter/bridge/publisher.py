@@ -16,6 +16,14 @@ away, retained topics keep only their latest payload (republished on reconnect, 
 holds the current state) and call events queue up to ``max_events`` (older ones are dropped
 and counted: the call log in PostgreSQL has them all).
 
+Retained snapshots outlive the bridge: after a restart the broker still holds an agent that
+Asterisk no longer has. So on every connection the publisher first learns which queue and
+agent snapshots the broker holds (it subscribes to them and reads the retained messages,
+until the retained ``bridge/status`` it just published comes back behind them, or
+``learn_timeout``), and after every resync of a node (:meth:`Publisher.reconcile_snapshots`)
+it clears -- an empty retained payload, MQTT's delete -- every snapshot of that node that the
+node's state does not have. Topics of nodes this bridge does not serve are left alone.
+
 Throughput: aiomqtt's ``publish`` costs an ``asyncio.Event``, a ``wait_for`` and a trip
 through the loop per message (about 8,000 QoS 0 messages a second here, less than a busy
 bridge makes). So the pump hands a chunk of messages to the paho client that aiomqtt wraps
@@ -30,6 +38,7 @@ import asyncio
 import collections
 import logging
 import socket
+from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
 
@@ -109,14 +118,27 @@ def call_payload(c: Call) -> dict[str, Any]:
     return payload
 
 
+#: The retained snapshot kinds under ``<prefix>/<node>/``.
+SNAPSHOT_KINDS = ("agents", "queues")
+
+
 class Publisher:
     """Owns one MQTT connection; :meth:`publish_changes` never blocks or does I/O."""
 
-    def __init__(self, settings: MqttSettings, *, max_events: int = 10_000) -> None:
+    def __init__(
+        self, settings: MqttSettings, *, max_events: int = 10_000, learn_timeout: float = 5.0
+    ) -> None:
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.max_events = max_events
+        self.learn_timeout = learn_timeout
+        # Retained payloads by topic; b"" is a delete not yet published.
         self._retained: dict[str, bytes] = {}
+        # Snapshot topics the broker held at connect, by node topic level (as learned).
+        self._held: dict[str, set[str]] = {}
+        # Node topic levels whose snapshots a resync has reconciled.
+        self._reconciled: set[str] = set()
+        self.cleared = 0  # snapshots deleted because the state no longer had them
         self._dirty: dict[str, None] = {}  # ordered set of retained topics to (re)publish
         self._events: collections.deque[tuple[str, bytes]] = collections.deque()
         self._wake = asyncio.Event()
@@ -161,6 +183,43 @@ class Publisher:
                 case _:
                     pass
 
+    def reconcile_snapshots(self, node: str, agents: Iterable[str], queues: Iterable[str]) -> None:
+        """After a resync of ``node``: its retained agent and queue snapshots are to be exactly
+        those of ``agents`` and ``queues`` (the names in its state). Every other snapshot of
+        the node that the broker held at connect or that this process published is cleared.
+        Snapshots the broker turns out to hold when a later connection learns them are
+        cleared then, unless the state published them since."""
+        n = topic_part(node)
+        base = f"{self.prefix}/{n}/"
+        keep = {f"{base}agents/{topic_part(a)}" for a in agents}
+        keep.update(f"{base}queues/{topic_part(q)}" for q in queues)
+        known = {t for t in self._retained if self._snapshot_node(t) == n}
+        known.update(self._held.get(n, ()))
+        for topic in sorted(known - keep):
+            self._clear(topic)
+        self._reconciled.add(n)
+
+    def _snapshot_node(self, topic: str) -> str | None:
+        """The node level of an agent or queue snapshot topic of ours, else None."""
+        rest = topic.removeprefix(f"{self.prefix}/")
+        if rest == topic:
+            return None
+        parts = rest.split("/")
+        if len(parts) == 3 and parts[1] in SNAPSHOT_KINDS:
+            return parts[0]
+        return None
+
+    def _clear(self, topic: str) -> None:
+        node = self._snapshot_node(topic)
+        if node is not None:
+            self._held.get(node, set()).discard(topic)
+        if self._retained.get(topic) == b"":
+            return  # already on its way
+        self._retained[topic] = b""
+        self._dirty[topic] = None
+        self.cleared += 1
+        self._wake.set()
+
     def node_status(self, node: str, connected: bool, detail: str, at: float) -> None:
         self.retain(
             f"{self.prefix}/{topic_part(node)}/status",
@@ -198,6 +257,7 @@ class Publisher:
                     await client.publish(
                         self.status_topic, orjson.dumps(online), qos=1, retain=True
                     )
+                    await self._learn(client)
                     # The broker may have lost retained messages, or missed changes: resend all.
                     self._dirty = dict.fromkeys(self._retained)
                     await self._pump(client)
@@ -209,6 +269,45 @@ class Publisher:
                     log.warning("mqtt: connection lost (%s); reconnecting", exc)
                 self.connected = False
                 await asyncio.sleep(backoff.next())
+
+    async def _learn(self, client: aiomqtt.Client) -> None:
+        """Learn which agent and queue snapshots the broker holds (see the module's doc).
+
+        The broker sends a subscription's retained messages right after its SUBACK, in order,
+        and ours in the order we subscribed: so once the retained ``bridge/status`` (published
+        and acknowledged just before) arrives through the subscription made last, every
+        retained snapshot has come before it. Bounded by ``learn_timeout``; what arrived by
+        then is what is known (the rest stays until a later connection learns it)."""
+        filters = [f"{self.prefix}/+/{kind}/+" for kind in SNAPSHOT_KINDS]
+        held: dict[str, set[str]] = {}
+        complete = False
+        try:
+            async with asyncio.timeout(self.learn_timeout):
+                # QoS 0: a broker caps the QoS 1 messages it queues for a client (Mosquitto:
+                # 1000), not these, and the order is the same.
+                await client.subscribe([(f, 0) for f in filters])
+                await client.subscribe(self.status_topic, qos=0)
+                async for msg in client.messages:
+                    topic = str(msg.topic)
+                    if topic == self.status_topic:
+                        complete = True
+                        break
+                    node = self._snapshot_node(topic)
+                    if msg.retain and msg.payload and node is not None:
+                        held.setdefault(node, set()).add(topic)
+        except TimeoutError:
+            pass
+        await client.unsubscribe([*filters, self.status_topic])
+        if not complete:
+            log.warning(
+                "mqtt: the broker's retained snapshots not all read within %gs; stale ones "
+                "may stay until the next connection", self.learn_timeout,
+            )  # fmt: skip
+        self._held = held
+        for node in self._reconciled & held.keys():
+            for topic in sorted(held[node]):
+                if not self._retained.get(topic):
+                    self._clear(topic)
 
     @property
     def idle(self) -> bool:
@@ -249,6 +348,15 @@ class Publisher:
         finally:
             self._in_flight = 0
         self.published += len(chunk)
+        for topic, data, _, retain in chunk:
+            # A delete that is out is done with: forget the topic (unless it came back).
+            if (
+                retain
+                and not data
+                and self._retained.get(topic) == b""
+                and topic not in self._dirty
+            ):
+                del self._retained[topic]
 
     def stop(self) -> None:
         """Publish what is pending, then ``online: false``, and let :meth:`run` return (the

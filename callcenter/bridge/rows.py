@@ -9,9 +9,10 @@ while open; a session by (node, agent, login_at); an audit event by (node, dedup
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,8 @@ from callcenter.core.changes import (
     MemberPauseChanged,
     VisitChanged,
 )
-from callcenter.core.records import Call
+from callcenter.core.records import Call, CallPhase
+from callcenter.domain import CallOutcome, Direction
 
 #: The ``calls`` columns the bridge owns; ``survey_score`` belongs to the IVR and is never
 #: overwritten by an upsert from AMI.
@@ -45,6 +47,56 @@ def call_row(call: Call) -> dict[str, Any]:
     row["direction"] = str(call.direction)
     row["outcome"] = str(call.outcome) if call.closed and call.outcome else None
     return row
+
+
+def _epoch(value: dt.datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def open_call(row: Mapping[str, Any]) -> Call:
+    """The core's record of a call the call log holds open (``outcome`` NULL): its ``calls``
+    row plus ``visit``, ``visit_outcome``, ``visit_ended_at`` and ``transfer_target`` of its
+    newest queue visit (NULL when it has none). The phase is the furthest the row says it
+    got: a visit with its outcome is over (``post_queue``, that outcome stands); else
+    answered: connected (``answered`` provisional, as the core has it while a call is open);
+    queued: queued; else the IVR."""
+    answered = row["answered_at"] is not None
+    outcome: CallOutcome | None = CallOutcome.ANSWERED if answered else None
+    visit_outcome = row.get("visit_outcome")
+    if row["queue"] is None:
+        phase = CallPhase.IVR
+    elif visit_outcome is not None:
+        phase = CallPhase.POST_QUEUE
+        try:
+            outcome = CallOutcome(visit_outcome)
+        except ValueError:
+            outcome = None
+    elif answered:
+        phase = CallPhase.CONNECTED
+    else:
+        phase = CallPhase.QUEUED
+    started = _epoch(row["started_at"])
+    try:
+        direction = Direction(row["direction"])
+    except ValueError:
+        direction = Direction.INBOUND
+    return Call(
+        node=row["node"], uniqueid=row["uniqueid"], linkedid=row["linkedid"],
+        direction=direction, channel=row["channel"] or "",
+        caller_number=row["caller_number"] or "", caller_name=row["caller_name"] or "",
+        did=row["did"] or "", started_at=started if started is not None else 0.0,
+        phase=phase, ivr_path=row["ivr_path"] or "", ivr_seconds=row["ivr_seconds"],
+        queue=row["queue"], queued_at=_epoch(row["queued_at"]),
+        original_position=row["original_position"], ring_attempts=row["ring_attempts"] or 0,
+        agent=row["agent"], agent_channel=row["agent_channel"],
+        answered_at=_epoch(row["answered_at"]), wait_seconds=row["wait_seconds"],
+        talk_seconds=row["talk_seconds"], hold_seconds=row["hold_seconds"],
+        wrapup_seconds=row["wrapup_seconds"], ended_at=_epoch(row["ended_at"]),
+        outcome=outcome, exit_key=row["exit_key"], hangup_cause=row["hangup_cause"],
+        visit=row["visit"] if row.get("visit") is not None else (1 if row["queue"] else 0),
+        visit_ended_at=_epoch(row.get("visit_ended_at")),
+        transfer_target=row.get("transfer_target"),
+    )  # fmt: skip
 
 
 #: The ``queue_visits`` columns, all the bridge's.

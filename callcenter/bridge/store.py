@@ -38,8 +38,10 @@ from callcenter.bridge.rows import (
     VISIT_COLUMNS,
     VISIT_TIME_COLUMNS,
     Batch,
+    open_call,
 )
 from callcenter.bridge.spool import Spool, SpoolFull
+from callcenter.core.records import Call
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,19 @@ LOGOUT = (
     "UPDATE agent_sessions SET logout_at = %s, logout_reason = %s "
     "WHERE node = %s AND agent = %s AND logout_at IS NULL AND login_at <= %s"
 )
+
+# The calls of a node the call log holds open, with their newest queue visit.
+_OPEN_CALL_COLUMNS = ", ".join(f"c.{col}" for col in CALL_COLUMNS)
+OPEN_CALLS = f"""
+SELECT {_OPEN_CALL_COLUMNS},
+       v.visit, v.outcome AS visit_outcome, v.ended_at AS visit_ended_at, v.transfer_target
+  FROM calls c
+  LEFT JOIN LATERAL (SELECT visit, outcome, ended_at, transfer_target FROM queue_visits q
+                      WHERE q.node = c.node AND q.uniqueid = c.uniqueid
+                      ORDER BY visit DESC LIMIT 1) v ON true
+ WHERE c.node = %s AND c.outcome IS NULL
+ ORDER BY c.started_at
+"""
 
 
 def _call_params(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -289,6 +304,25 @@ class CallLogWriter:
                 self._conninfo, connect_timeout=max(1, round(self.connect_timeout))
             )
         return self._conn
+
+    async def open_calls(self, node: str) -> list[Call]:
+        """The calls of ``node`` the call log holds open (no outcome): calls a stop of the
+        services cut, whose end the bridge never saw. On a connection of its own (the
+        writer's may be busy); raises psycopg.Error / OSError / TimeoutError when the
+        database is away."""
+        from psycopg.rows import dict_row
+
+        async with asyncio.timeout(max(5.0, self.connect_timeout * 2)):
+            conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, connect_timeout=max(1, round(self.connect_timeout)),
+                row_factory=dict_row,
+            )  # fmt: skip
+            try:
+                cur = await conn.execute(OPEN_CALLS, (node,))
+                rows = await cur.fetchall()
+            finally:
+                await conn.close()
+        return [open_call(row) for row in rows]
 
     async def _write(self, batch: Batch) -> None:
         self.in_flight = len(batch)

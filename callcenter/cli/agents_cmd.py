@@ -15,6 +15,7 @@ from callcenter.cli.context import (
     print_record,
     print_table,
 )
+from callcenter.cli.membership import remove_from_asterisk
 
 
 @click.group("agents")
@@ -145,12 +146,58 @@ def update(
         click.echo(f"agent {name} updated")
 
 
+@agents.command("phone")
+@click.argument("name")
+@json_option
+@click.pass_context
+@handle_errors
+def phone(ctx: click.Context, name: str, as_json: bool) -> None:
+    """What agent NAME's phone or softphone needs to register: server, port, transport, user
+    name and password (their SIP secret, shown only here), codecs, and the feature codes."""
+    from callcenter import phones
+
+    obj = app(ctx)
+    with obj.session() as s:
+        view = phones.phone_settings(obj.settings, directory.get_agent(s, name))
+    if as_json:
+        print_json(view)
+        return
+    transports = ", ".join(f"{t['transport'].upper()} {t['port']}" for t in view["transports"])
+    print_record(
+        f"phone of agent {view['agent']}",
+        {
+            "server (registrar and proxy)": view["server"],
+            "port": view["port"],
+            "transport": transports,
+            "user name": view["username"],
+            "auth user name": view["auth_username"],
+            "password (SIP secret)": view["password"],
+            "codecs": view["codecs"],
+            "DTMF": view["dtmf"],
+            "media (RTP) ports": view["media_ports"],
+        },
+    )
+    print_table("feature codes", ["dial", "to"], list(view["feature_codes"].items()))
+    for note in view["notes"]:
+        click.echo(f"Note: {note}")
+
+
 @agents.command("remove")
 @click.argument("name")
 @click.pass_context
 @handle_errors
 def remove(ctx: click.Context, name: str) -> None:
-    """Remove agent NAME and their queue memberships (their call history stays)."""
-    with app(ctx).session() as s:
+    """Remove agent NAME and their queue memberships (their call history stays).
+
+    If NAME is logged in, each Asterisk node gets a QueueRemove over AMI for every queue that
+    has them (a reload would not remove them). A node that cannot be reached is a warning on
+    stderr with the console command that removes them there; the directory change stands.
+    """
+    obj = app(ctx)
+    with obj.session() as s:
+        agent = directory.get_agent(s, name)
+        name, extension = agent.name, agent.extension
+        queues = sorted(m.queue.name for m in agent.memberships)
         directory.remove_agent(s, name)
     click.echo(f"agent {name} removed")
+    remove_from_asterisk(obj.settings, name, extension, None, known_queues=queues)

@@ -96,9 +96,10 @@ def render_cmd(ctx: click.Context, out: Path) -> None:
 @click.option(
     "--verbosity", default=3, show_default=True, type=click.IntRange(0, 10), help="-v count."
 )
+@click.option("--die-with-parent", is_flag=True, hidden=True)  # `callcenter run`'s child
 @click.pass_context
 @handle_errors
-def run_cmd(ctx: click.Context, verbosity: int) -> None:
+def run_cmd(ctx: click.Context, verbosity: int, die_with_parent: bool) -> None:
     """Render into the instance's etc/ and become Asterisk, in the foreground.
 
     Stop it with Ctrl-C or SIGTERM (Asterisk shuts down cleanly on either).
@@ -120,6 +121,8 @@ def run_cmd(ctx: click.Context, verbosity: int) -> None:
     argv = run.command_line(binary, directory, verbosity)
     click.echo(f"starting {' '.join(argv)}", err=True)
     obj.close()  # no database connection carried into Asterisk
+    if die_with_parent:
+        run.die_with_parent()
     run.exec_foreground(argv)
 
 
@@ -127,27 +130,33 @@ def run_cmd(ctx: click.Context, verbosity: int) -> None:
 @click.pass_context
 @handle_errors
 def reload_cmd(ctx: click.Context) -> None:
-    """Render again; write the changed files and reload their modules in the running Asterisk."""
+    """Render again; write the changed files and reload their modules in the running Asterisk.
+
+    Exits 1, writing nothing, when no Asterisk runs in the instance directory: there is
+    nothing to reload, and `callcenter run` (or `callcenter asterisk run`) renders the
+    configuration afresh when it starts Asterisk.
+    """
     obj = app(ctx)
     directory = run.instance_dir(obj.settings)
     etc = directory / "etc"
     try:
-        binary = _binary_or_none(obj)
+        binary = run.find_binary(obj.settings)
+        if not run.is_running(directory):
+            raise click.ClickException(
+                f"Asterisk is not running in {directory}: nothing reloaded, nothing written; "
+                "start it with `callcenter run` (or `callcenter asterisk run`), which renders "
+                "the configuration as it starts"
+            )
         rendered = _render_set(obj, directory, binary)
         changed = files.changed_files(rendered, etc)
         if not changed:
             click.echo("nothing changed")
             return
         files.write_set(rendered, etc, only=changed)
-    except (RenderError, OSError) as exc:
+    except (run.AsteriskNotFound, RenderError, OSError) as exc:
         raise _errors(exc) from exc
     click.echo(f"changed: {', '.join(changed)}")
     todo = reload.plan(changed)
-    if binary is None or not run.is_running(directory):
-        click.echo(
-            f"Asterisk is not running in {directory}: start it with `callcenter asterisk run`"
-        )
-        return
     try:
         reload.reload_modules(binary, directory, todo.modules)
     except reload.ReloadError as exc:

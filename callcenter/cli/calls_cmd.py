@@ -7,7 +7,7 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
-from callcenter import timespec
+from callcenter import directory, timespec
 from callcenter.cli.context import app, handle_errors, json_option, print_json, print_table
 from callcenter.db.models import Call, QueueVisit
 from callcenter.domain import CallOutcome
@@ -69,10 +69,6 @@ def list_(
     a = app(ctx)
     start, end = timespec.interval(since, until, a.settings.site.tz)
     query = sa.select(Call).where(Call.started_at >= start, Call.started_at < end)
-    if queue:
-        query = query.where(Call.queue == queue)
-    if agent:
-        query = query.where(Call.agent == agent)
     if outcome:
         query = query.where(Call.outcome == outcome)
     if caller:
@@ -83,6 +79,11 @@ def list_(
             query = query.where(Call.caller_number == caller)
     query = query.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit)
     with a.session() as s:
+        # A name nobody knows is a typo, not "no calls": say so, as `queues show` does.
+        if queue:
+            query = query.where(Call.queue == directory.check_known_queue(s, queue))
+        if agent:
+            query = query.where(Call.agent == directory.check_known_agent(s, agent))
         rows: list[dict[str, Any]] = [
             {col: getattr(c, col) for col in CALL_COLUMNS} for c in s.scalars(query)
         ]

@@ -19,6 +19,7 @@ import click
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -137,19 +138,23 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+# Cells are Text, not markup: "[nodes.*]" in a doctor's fix or "[bold]" in a caller's name
+# would otherwise be read as rich markup and vanish from the table.
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     for col in columns:
-        table.add_column(col)
+        table.add_column(Text(col))
     for row in rows:
-        table.add_row(*(fmt(v) for v in row))
+        table.add_row(*(Text(fmt(v)) for v in row))
     console().print(table)
 
 
 def print_record(title: str, record: dict[str, Any]) -> None:
-    table = Table(title=title, title_justify="left", show_header=False)
+    table = Table(title=Text(title), title_justify="left", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in record.items():
-        table.add_row(key, fmt(value))
+        table.add_row(Text(key), Text(fmt(value)))
     console().print(table)

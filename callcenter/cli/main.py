@@ -26,7 +26,10 @@ from callcenter.cli.wallboard_cmd import users, wallboard
     "config_path",
     envvar="CALLCENTER_CONFIG",
     type=click.Path(dir_okay=False),
-    help="Settings file (TOML); default: $CALLCENTER_CONFIG, else built-in defaults.",
+    help=(
+        "Settings file (TOML); default: $CALLCENTER_CONFIG, else ./callcenter.toml when it "
+        "exists, else built-in defaults."
+    ),
 )
 @click.version_option(__version__, prog_name="callcenter")
 @click.pass_context

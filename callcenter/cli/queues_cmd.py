@@ -16,6 +16,7 @@ from callcenter.cli.context import (
     print_record,
     print_table,
 )
+from callcenter.cli.membership import remove_from_asterisk
 from callcenter.domain import QueueStrategy
 
 _INT_OPTIONS = [
@@ -167,7 +168,16 @@ def join(ctx: click.Context, queue: str, agent: str, penalty: int) -> None:
 @click.pass_context
 @handle_errors
 def leave(ctx: click.Context, queue: str, agent: str) -> None:
-    """Take AGENT out of QUEUE."""
-    with app(ctx).session() as s:
+    """Take AGENT out of QUEUE, in the directory and in Asterisk.
+
+    If AGENT is logged in, each Asterisk node that has them in QUEUE gets a QueueRemove over
+    AMI (a reload would not remove them). A node that cannot be reached is a warning on
+    stderr with the console command that removes them there; the directory change stands.
+    """
+    obj = app(ctx)
+    with obj.session() as s:
+        found = directory.get_agent(s, agent)
+        name, extension = found.name, found.extension
         directory.leave_queue(s, queue, agent)
-    click.echo(f"agent {agent} left queue {queue}")
+    click.echo(f"agent {name} left queue {queue}")
+    remove_from_asterisk(obj.settings, name, extension, [queue])

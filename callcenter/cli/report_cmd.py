@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from callcenter import reports, timespec
+from callcenter import directory, reports, timespec
 from callcenter.cli.context import app, handle_errors, json_option, print_json, print_table
 
 
@@ -33,6 +33,11 @@ def report(
     a = app(ctx)
     start, end = timespec.interval(since, until, a.settings.site.tz)
     with a.session() as s:
+        # A name nobody knows is a typo, not an empty report: say so, as `queues show` does.
+        if queue:
+            queue = directory.check_known_queue(s, queue)
+        if agent:
+            agent = directory.check_known_agent(s, agent)
         rep = reports.build_report(s, start, end, a.settings.reporting, queue=queue, agent=agent)
     if as_json:
         print_json(rep.as_dict())

@@ -38,8 +38,9 @@ def ami(ctx: click.Context, log_level: str) -> None:
 @handle_errors
 def run(ctx: click.Context, log_level: str) -> None:
     """Run the call center until SIGTERM or Ctrl-C: a private Asterisk (when [nodes.local]
-    is on this machine and Asterisk is installed; otherwise it says why not), the AMI bridge,
-    the IVR's FastAGI server and the supervisors' wallboard."""
+    is on this machine and Asterisk is installed; otherwise it says why not; restarted, with
+    a growing pause, whenever it exits), then the AMI bridge, the IVR's FastAGI server and the
+    supervisors' wallboard."""
     from callcenter.agi.app import AgiService
     from callcenter.asterisk.child import run_private_asterisk
     from callcenter.bridge.app import Bridge
@@ -48,17 +49,25 @@ def run(ctx: click.Context, log_level: str) -> None:
     settings = app(ctx).settings
     service.setup_logging(log_level)
 
-    async def asterisk(stop: asyncio.Event) -> None:
-        await run_private_asterisk(settings, stop)
-
-    parts: list[service.Main] = [
-        asterisk,
-        Bridge(settings).run,
-        AgiService(settings).run,
-        Wallboard(settings).run,
-    ]
-
     async def main(stop: asyncio.Event) -> None:
+        # The parts that connect to AMI start once the private Asterisk answers (or there
+        # will be none): no refused connection is logged for each second it takes to boot.
+        ready = asyncio.Event()
+
+        async def asterisk(stop: asyncio.Event) -> None:
+            await run_private_asterisk(settings, stop, ready)
+
+        parts: list[service.Main] = [
+            asterisk,
+            *(
+                service.after(ready, part)
+                for part in (
+                    Bridge(settings).run,
+                    AgiService(settings).run,
+                    Wallboard(settings).run,
+                )
+            ),
+        ]
         await service.run_all(parts, stop)
 
     service.run_until_signalled(main)

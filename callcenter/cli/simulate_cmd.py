@@ -177,7 +177,9 @@ def simulate(ctx: click.Context, rate: float, mix: dict[str, float], patience: A
     Callers are Local channels originated over AMI into the trunk context; they key the IVR
     choice and hang up when their patience runs out. Simulated agents are Local-channel queue
     members that ring, answer, talk and go to wrap-up, and now and then pause. Needs the
-    simulation contexts: `callcenter asterisk run --simulation` (or render with them).
+    simulation contexts: set `[asterisk] simulation = true` (or
+    CALLCENTER_ASTERISK__SIMULATION=true), then `callcenter asterisk reload` (`make demo`
+    does all of this in a call center of its own).
     On Ctrl-C / SIGTERM it stops placing calls and logs its agents out."""
     from callcenter.db.models import Queue
     from callcenter.simulate.model import Model, ModelError, Options, sim_agents

@@ -43,7 +43,12 @@ from callcenter.core.records import (
     QueueSnapshot,
     State,
 )
-from callcenter.core.resync import resync_channels, resync_queues
+from callcenter.core.resync import (
+    restore_calls,
+    resync_channels,
+    resync_queues,
+    retire_queues,
+)
 from callcenter.core.state import apply, connection_lost, ignores_var_set, initial_state, tick
 
 __all__ = [
@@ -74,8 +79,10 @@ __all__ = [
     "parse_queue_log",
     "parse_queue_log_line",
     "reconcile_call",
+    "restore_calls",
     "resync_channels",
     "resync_queues",
+    "retire_queues",
     "split_visits",
     "tick",
     "visit_lines",

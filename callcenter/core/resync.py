@@ -19,7 +19,7 @@ queue it lists is taken as complete.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 
 from callcenter.ami.events import (
@@ -32,7 +32,7 @@ from callcenter.ami.events import (
     QueueStatusComplete,
 )
 from callcenter.core.agents import login_time, membership_of, state_since
-from callcenter.core.changes import VisitChanged
+from callcenter.core.changes import QueueChanged, VisitChanged
 from callcenter.core.edits import (
     close_call,
     end_leg,
@@ -127,6 +127,44 @@ def resync_queues(
     for name in sorted(covered):
         _resync_callers(tx, name, [e for e in entries if e.queue == name], at)
     return tx.commit()
+
+
+def retire_queues(state: State, listed: Collection[str], at: float) -> Result:
+    """Forget the queues Asterisk no longer has: ``listed`` is every queue a QueueStatus
+    *without any filter* named (its QueueParams), so a queue of ours it left out was removed
+    from Asterisk (a reload, a restart with another configuration). Memberships in those
+    queues end (an agent left with none is logged out, reason ``resync``); their waiting
+    callers are CoreShowChannels' business. Queues not known here are not created."""
+    gone = {name for name in state.queues if name not in listed}
+    if not gone:
+        return state, []
+    tx = Tx(state, at)
+    for name in tx.agent_names():
+        agent = tx.agent(name)
+        if agent is None or not gone.intersection(agent.memberships):
+            continue
+        memberships = {q: m for q, m in agent.memberships.items() if q not in gone}
+        tx.logout_reasons[name] = "resync"
+        tx.put_agent(replace(agent, memberships=memberships))
+    state, changes = tx.commit()
+    queues = {name: q for name, q in state.queues.items() if name not in gone}
+    # The snapshots commit derived for the queues on their way out are not news.
+    changes = [c for c in changes if not (isinstance(c, QueueChanged) and c.queue.queue in gone)]
+    return replace(state, queues=queues), changes
+
+
+def restore_calls(state: State, calls: Iterable[Call]) -> State:
+    """The state with ``calls`` added where it does not know them (no change reported).
+
+    The shell hands in the calls its call log still holds open from before it started (a
+    stop of the services cuts calls whose end the bridge never saw): the next
+    :func:`resync_channels` then closes those whose channel is gone as ``lost``, for queue_log
+    to correct, and keeps following those still live."""
+    known = state.calls
+    new = {c.uniqueid: c for c in calls if c.uniqueid not in known and not c.closed}
+    if not new:
+        return state
+    return replace(state, calls={**known, **new})
 
 
 def _drop_unlisted(tx: Tx, name: str, covered: set[str], listed: dict[str, QueueMember]) -> None:

@@ -295,6 +295,8 @@ class Call(Base):
         Index("ix_calls_started", "started_at"),
         Index("ix_calls_caller_started", "caller_number", "started_at"),
         Index("ix_calls_linkedid", "linkedid"),
+        # The open calls of a node, which the bridge closes when it starts.
+        Index("ix_calls_open", "node", postgresql_where=sa_text("outcome IS NULL")),
     )
 
 

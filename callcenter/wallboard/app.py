@@ -3,8 +3,8 @@
 ``callcenter wallboard`` runs :meth:`Wallboard.run` until SIGTERM/SIGINT; ``callcenter run``
 runs it beside the bridge (it is a :data:`callcenter.service.Main`). Its parts: the HTTP
 server (pages, API, stream, metrics), the MQTT feed, the hub that pushes to browsers, the
-refresher of the day's figures, the cache of users and tokens, and one AMI link per node for
-the supervisors' actions.
+refresher of the day's figures, the cache of users and tokens, the roster of configured queues
+and agents, and one AMI link per node for the supervisors' actions.
 
 Shutdown: every stream is told to end, the HTTP server stops (open requests get
 ``SHUTDOWN_GRACE`` seconds), the background tasks are cancelled and awaited, the AMI links
@@ -37,6 +37,7 @@ from callcenter.wallboard.hub import Hub
 from callcenter.wallboard.kpis import KpiRefresher
 from callcenter.wallboard.live import LiveState, MqttFeed
 from callcenter.wallboard.options import WallboardOptions
+from callcenter.wallboard.roster import Roster, RosterCache
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class Wallboard:
                       session_hours=options.session_hours, tv_days=options.tv_session_days),
             limiter=RateLimiter(options.login_attempts, options.login_window),
             control=AgentControl(self.links),
+            roster=RosterCache(self.engine, self._roster_changed),
         )  # fmt: skip
         self.feed = MqttFeed(settings.mqtt, state, self._live_changed)
         self.port: int | None = None
@@ -123,6 +125,10 @@ class Wallboard:
         self.parts.hub.changed()
         if self.parts.state.changes.calls:
             self.parts.kpis.poke()
+
+    def _roster_changed(self, old: Roster, new: Roster) -> None:
+        self.parts.board.set_roster(new)
+        self.parts.hub.changed()
 
     def _kpis_changed(self) -> None:
         self.parts.board.kpis_changed()
@@ -150,6 +156,7 @@ class Wallboard:
         app.router.add_routes(api.routes())
         app.router.add_get("/events", stream.events)
         app.router.add_get("/metrics", metrics.metrics)
+        app.router.add_get("/favicon.ico", views.favicon)
         app.router.add_static("/static", HERE / "static", follow_symlinks=False)
         return app
 
@@ -171,6 +178,7 @@ class Wallboard:
                 asyncio.create_task(p.hub.run(), name="wallboard-hub"),
                 asyncio.create_task(p.kpis.run(), name="wallboard-kpis"),
                 asyncio.create_task(p.auth.cache.run(), name="wallboard-users"),
+                asyncio.create_task(p.roster.run(), name="wallboard-roster"),
             ]
             link_tasks += [
                 asyncio.create_task(link.run(links_stop), name=f"wallboard-ami-{name}")

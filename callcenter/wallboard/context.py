@@ -19,6 +19,7 @@ from callcenter.wallboard.hub import Hub
 from callcenter.wallboard.kpis import KpiRefresher
 from callcenter.wallboard.live import LiveState
 from callcenter.wallboard.options import WallboardOptions
+from callcenter.wallboard.roster import RosterCache
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Parts:
     auth: Auth
     limiter: RateLimiter
     control: AgentControl
+    roster: RosterCache
 
 
 PARTS = web.AppKey("parts", Parts)

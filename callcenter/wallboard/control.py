@@ -7,6 +7,12 @@ state: Asterisk's queue membership is the truth, and the bridge reports what it 
 - unpause: the same with ``Paused: false``.
 - log out: ``QueueRemove`` of the interface from each queue the agent is a member of; a
   queue that answers "Not there" is fine (the agent left it meanwhile).
+- log in (a configured agent the bridge reports logged in nowhere): one ``QueueAdd`` per
+  configured membership, exactly those the agent's own ``*11`` sends
+  (:func:`callcenter.agi.features.queue_add_actions`: Queue, Interface and StateInterface
+  ``PJSIP/<extension>``, MemberName the agent's name, Penalty from ``queue_members``,
+  Paused false); "Already there" is fine. The board shows them logged in when the bridge
+  reports the members Asterisk added, not before.
 
 One :class:`~callcenter.ami.link.AmiLink` per node, logged in with ``Events: off`` (the
 bridge follows the events; this link only sends actions).
@@ -18,10 +24,12 @@ import logging
 import re
 from collections.abc import Mapping
 
+from callcenter.agi.features import queue_add_actions
 from callcenter.ami.connection import AmiClient
 from callcenter.ami.link import AmiLink, AmiUnavailable
 from callcenter.config import NodeSettings
 from callcenter.wallboard.model import AgentLive
+from callcenter.wallboard.roster import RosterAgent
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +63,17 @@ class AgentControl:
         self.links = links
         self.timeout = timeout
 
-    async def _send(self, agent: AgentLive, action: dict[str, str], ok: tuple[str, ...] = ()
+    async def _send(self, node: str, action: dict[str, str], ok: tuple[str, ...] = ()
                     ) -> None:  # fmt: skip
-        link = self.links.get(agent.node)
+        link = self.links.get(node)
         if link is None:
-            raise ControlError(404, f"node {agent.node} is not configured")
+            raise ControlError(404, f"node {node} is not configured")
         try:
             reply = await link.send(action, timeout=self.timeout, wait=1.0)
         except AmiUnavailable as exc:
             raise ControlError(503, str(exc)) from exc
         except TimeoutError as exc:
-            raise ControlError(504, f"node {agent.node} did not answer {action['Action']}"
-                               ) from exc  # fmt: skip
+            raise ControlError(504, f"node {node} did not answer {action['Action']}") from exc
         if not reply.ok and not any(text in reply.message for text in ok):
             raise ControlError(
                 502, f"Asterisk refused {action['Action']}: {reply.message or 'no reason'}"
@@ -74,12 +81,12 @@ class AgentControl:
 
     async def pause(self, agent: AgentLive, reason: str, by: str) -> None:
         reason = check_reason(reason)
-        await self._send(agent, {"Action": "QueuePause", "Interface": agent.interface,
+        await self._send(agent.node, {"Action": "QueuePause", "Interface": agent.interface,
                                  "Paused": "true", "Reason": reason})  # fmt: skip
         log.info("wallboard: %s paused %s on %s (%s)", by, agent.agent, agent.node, reason)
 
     async def unpause(self, agent: AgentLive, by: str) -> None:
-        await self._send(agent, {"Action": "QueuePause", "Interface": agent.interface,
+        await self._send(agent.node, {"Action": "QueuePause", "Interface": agent.interface,
                                  "Paused": "false"})  # fmt: skip
         log.info("wallboard: %s unpaused %s on %s", by, agent.agent, agent.node)
 
@@ -87,7 +94,17 @@ class AgentControl:
         if not agent.queues:
             raise ControlError(409, f"{agent.agent} is in no queue")
         for queue in agent.queues:
-            await self._send(agent, {"Action": "QueueRemove", "Queue": queue,
+            await self._send(agent.node, {"Action": "QueueRemove", "Queue": queue,
                                      "Interface": agent.interface}, ok=("Not there",))  # fmt: skip
         log.info("wallboard: %s logged %s out of %s on %s", by, agent.agent,
                  ", ".join(agent.queues), agent.node)  # fmt: skip
+
+    async def login(self, node: str, agent: RosterAgent, by: str) -> None:
+        if not agent.enabled:
+            raise ControlError(409, f"{agent.name} is disabled (callcenter agents update)")
+        if not agent.queues:
+            raise ControlError(409, f"{agent.name} is in no queue (callcenter queues join)")
+        for action in queue_add_actions(agent.name, agent.interface, agent.queues):
+            await self._send(node, action, ok=("Already there",))
+        log.info("wallboard: %s logged %s in to %s on %s", by, agent.name,
+                 ", ".join(agent.queues), node)  # fmt: skip

@@ -10,7 +10,7 @@ from callcenter.wallboard.options import WallboardOptions
 STATE_LABELS = {
     "available": "Available", "ringing": "Ringing", "on_call": "On call",
     "wrap_up": "Wrap-up", "paused": "Paused", "unavailable": "Unavailable",
-    "logged_out": "Logged out",
+    "logged_out": "Logged out", "unknown": "Unknown",
 }  # fmt: skip
 
 

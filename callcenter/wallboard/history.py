@@ -1,8 +1,9 @@
 """The history page's figures: calls and service level per 15 minutes of one day.
 
-Each interval is computed with :func:`callcenter.reports.queue_figures` over that interval, so
-the definitions (offered less short abandons, SL against each queue's threshold...) are the
-report's own. Summed over queues, SL is sum(answered in SL) / sum(SL denominators).
+Each interval is computed with :func:`callcenter.reports.queue_figures_and_total` over that
+interval, so the definitions (offered less short abandons, SL against each queue's threshold,
+callers still waiting within it not yet missed...) are the report's own. Over all queues, SL
+is sum(answered in SL) / sum(SL denominators): the report's total.
 
 :class:`HistoryCache` keeps each day's result: at most one query per day runs at a time
 however many browsers ask (they share it), today's figures are recomputed at most once per
@@ -37,25 +38,18 @@ class Slot:
     answered: int
     abandoned: int
     answered_in_sl: int
-    sl_base: int  # the SL denominator (offered, or offered less abandoned: see the rules)
+    sl_base: int  # the SL denominator (see callcenter.reports: QueueFigures.sl_base)
 
     @property
     def service_level(self) -> float | None:
         return self.answered_in_sl / self.sl_base if self.sl_base else None
 
 
-def slot_of(figures: list[reports.QueueFigures], start: dt.datetime, rules: ReportingSettings
-            ) -> Slot:  # fmt: skip
-    offered = answered = abandoned = in_sl = base = 0
-    for q in figures:
-        den = q.offered if rules.abandons_count_against_sl else q.offered - q.abandoned
-        offered += q.offered
-        answered += q.answered
-        abandoned += q.abandoned
-        base += den
-        # QueueFigures gives the ratio; its numerator is an integer, recovered exactly.
-        in_sl += round((q.service_level or 0.0) * den)
-    return Slot(start, offered, answered, abandoned, in_sl, base)
+def slot_of(total: reports.QueueFigures, start: dt.datetime) -> Slot:
+    """An interval's figures over its queues (the report's total: each visit judged by its
+    own queue's threshold)."""
+    return Slot(start, total.offered, total.answered, total.abandoned, total.answered_in_sl,
+                total.sl_base)  # fmt: skip
 
 
 def day_slots(
@@ -72,8 +66,10 @@ def day_slots(
     slots = []
     start = since
     while start < until and start < now:
-        figures = reports.queue_figures(session, start, start + SLOT, rules, queue)
-        slots.append(slot_of(figures, start.astimezone(tz), rules))
+        _, total = reports.queue_figures_and_total(
+            session, start, start + SLOT, rules, queue, now=now
+        )
+        slots.append(slot_of(total, start.astimezone(tz)))
         start += SLOT
     return slots
 

@@ -4,8 +4,10 @@ same rules as ``callcenter report``, so the board and the report agree).
 :class:`KpiRefresher` queries them in a worker thread, never for a browser: after a call moved
 on (:meth:`KpiRefresher.poke`) once the bridge has had time to write it, at most once per
 ``kpi_interval`` (and in at most a fifth of the time), and at least every ``kpi_max_age`` (so
-the day rolls over at midnight in the site's time zone). The result is one small dict that
-every browser gets; when the database is away the last figures stay, marked with the error.
+the day rolls over at midnight in the site's time zone), or every ``kpi_interval`` while a
+caller waits within their queue's SL threshold (past it, they are missed: SL changes with no
+event). The result is one small dict that every browser gets; when the database is away the
+last figures stay, marked with the error.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ log = logging.getLogger(__name__)
 #: A query of the board must never hold a connection for long (the call log may be huge).
 STATEMENT_TIMEOUT_MS = 10_000
 QUEUE_KEYS = ("offered", "answered", "abandoned", "timed_out", "exited", "service_level",
-              "service_level_threshold", "asa", "aht", "abandon_rate", "longest_wait")  # fmt: skip
+              "service_level_threshold", "asa", "aht", "abandon_rate", "longest_wait",
+              "sl_pending")  # fmt: skip
+#: All queues together: the same figures, each visit judged by its own queue's SL threshold.
+TOTAL_KEYS = tuple(k for k in QUEUE_KEYS if k != "service_level_threshold")
 
 
 def day_bounds(day: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -73,10 +78,11 @@ def day_figures(
 ) -> dict[str, Any]:
     """Today so far as browsers get it, with the figures ``callcenter report`` (no --since or
     --until: from midnight in the site's time zone until ``now``) gives for the same
-    interval: per queue its KPIs, per agent the calls answered."""
+    interval: per queue its KPIs, their total over all queues, per agent the calls
+    answered. A caller still waiting has waited until ``now``."""
     until = now.astimezone(dt.UTC)
     since, _ = day_bounds(today(tz, until), tz)
-    queues = reports.queue_figures(session, since, until, rules)
+    queues, total = reports.queue_figures_and_total(session, since, until, rules, now=until)
     return {
         "day": since.astimezone(tz).date().isoformat(),
         "since": since.isoformat(),
@@ -84,6 +90,7 @@ def day_figures(
         "rules": {"short_abandon_seconds": rules.short_abandon_seconds,
                   "abandons_count_against_sl": rules.abandons_count_against_sl},
         "queues": {q.queue: {k: asdict(q)[k] for k in QUEUE_KEYS} for q in queues},
+        "total": {k: asdict(total)[k] for k in TOTAL_KEYS},
         "agents": {name: {"calls": n}
                    for name, n in sorted(agent_calls(session, since, until).items())},
     }  # fmt: skip
@@ -91,7 +98,7 @@ def day_figures(
 
 def same_figures(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two views show the same figures (``until`` moves on with every query)."""
-    keys = ("day", "queues", "agents", "rules")
+    keys = ("day", "queues", "total", "agents", "rules")
     return all(a.get(k) == b.get(k) for k in keys)
 
 
@@ -116,7 +123,8 @@ class KpiRefresher:
         self.interval = interval
         self.max_age = max_age
         self.settle = settle
-        self.view: dict[str, Any] = {"queues": {}, "agents": {}, "rules": self._rules()}
+        self.view: dict[str, Any] = {"queues": {}, "total": {}, "agents": {},
+                                     "rules": self._rules()}  # fmt: skip
         self.error: str | None = None
         self.refreshed_at: float | None = None
         self.last_seconds: float | None = None
@@ -166,8 +174,11 @@ class KpiRefresher:
             await self.refresh()
             done = time.monotonic()
             poked = False
+            # A caller waiting within the threshold is missed once past it, with no event to
+            # say so: while there is one, the figures are queried again at the usual pace.
+            pending = (self.view.get("total") or {}).get("sl_pending")
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.max_age):
+                async with asyncio.timeout(self.interval if pending else self.max_age):
                     await self._trigger.wait()
                     poked = True
             self._trigger.clear()

@@ -4,7 +4,8 @@ Written here rather than with prometheus_client: the figures already live in mem
 read at scrape time (no registry, no collectors to keep in step), and the format is a few
 lines: ``# HELP``/``# TYPE`` once per family, then ``name{label="value"} number``, label
 values escaped (backslash, double quote, newline). Everything is a gauge except the
-``_total`` counters; "today" figures are gauges because they restart at midnight.
+``_total`` counters; "today" figures are gauges because they restart at midnight. The live
+queue and agent samples of a node that is down are left out (unknown), as on the board.
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ def render(p: Parts, now: float | None = None) -> str:
     now = now or time.time()
     out = Exposition()
     state = p.state
-    queues = sorted(state.queues.values(), key=lambda q: (q.node, q.queue))
+    # A node that is down (or every node, with the bridge offline) has no live samples: its
+    # last figures are not the present, and an absent sample is Prometheus's "unknown".
+    down = p.board.node_down
+    queues = sorted((q for q in state.queues.values() if not down(q.node)),
+                    key=lambda q: (q.node, q.queue))  # fmt: skip
     out.family(
         "callcenter_queue_waiting",
         "gauge",
@@ -87,6 +92,8 @@ def render(p: Parts, now: float | None = None) -> str:
     )
     by_state: dict[tuple[str, str], int] = {}
     for a in state.agents.values():
+        if down(a.node):
+            continue
         by_state[(a.node, a.state)] = by_state.get((a.node, a.state), 0) + 1
     out.family(
         "callcenter_agents",

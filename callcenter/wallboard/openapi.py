@@ -16,6 +16,10 @@ def _ref(name: str) -> dict[str, str]:
 NUM = {"type": ["number", "null"]}
 INT = {"type": "integer"}
 STR = {"type": "string"}
+BOOL = {"type": "boolean"}
+#: A live count of a queue: null while every node of the queue is down (unknown).
+LIVE_INT = {"type": ["integer", "null"]}
+STRS = {"type": "array", "items": STR}
 RATIO = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 
 SCHEMAS: dict[str, Any] = {
@@ -23,32 +27,47 @@ SCHEMAS: dict[str, Any] = {
     "QueueRow": {
         "type": "object",
         "description": "A queue summed over nodes: live counts, and today's figures "
-        "(definitions of `callcenter report`). Times are epoch seconds.",
+        "(definitions of `callcenter report`). Times are epoch seconds. Every configured "
+        "queue has a row. Live counts are summed over the nodes that are up; `down` names "
+        "the queue's nodes that are down, and with all of them down the row is `unknown` and "
+        "its live counts null. In the board's `total`, agents are counted once each (by "
+        "their state across queues).",
         "properties": {
-            "queue": STR, "nodes": {"type": "array", "items": STR}, "live": {"type": "boolean"},
-            "waiting": INT, "longest_wait_since": NUM, "logged_in": INT, "available": INT,
-            "ringing": INT, "on_call": INT, "wrap_up": INT, "paused": INT, "unavailable": INT,
+            "queue": STR, "display_name": STR, "title": STR, "alias": STR,
+            "configured": BOOL, "nodes": STRS, "live": BOOL, "down": STRS, "unknown": BOOL,
+            "waiting": LIVE_INT, "longest_wait_since": NUM, "logged_in": LIVE_INT,
+            "available": LIVE_INT, "ringing": LIVE_INT, "on_call": LIVE_INT,
+            "wrap_up": LIVE_INT, "paused": LIVE_INT, "unavailable": LIVE_INT,
             "offered": INT, "answered": INT, "abandoned": INT, "timed_out": INT, "exited": INT,
             "service_level": RATIO, "service_level_threshold": INT, "asa": NUM, "aht": NUM,
             "abandon_rate": RATIO, "longest_wait": NUM,
+            "sl_pending": {"type": "integer", "description": "callers still waiting within "
+                           "the SL threshold: not yet in the service level"},
         },
-        "required": ["queue", "waiting", "logged_in"],
+        "required": ["queue", "title", "waiting", "logged_in", "unknown"],
     },
     "AgentRow": {
         "type": "object",
+        "description": "Every configured agent (logged out: one row, on the node they were "
+        "last seen on, else the first configured node), and any other the bridge reports "
+        "logged in. `state` is `unknown` while the agent's node is down (`last_state` is "
+        "what the bridge last said).",
         "properties": {
-            "key": STR, "node": STR, "agent": STR, "interface": STR,
+            "key": STR, "node": STR, "agent": STR, "full_name": STR, "title": STR,
+            "alias": STR, "configured": BOOL, "enabled": BOOL, "interface": STR,
             "state": {"enum": ["available", "ringing", "on_call", "wrap_up", "paused",
-                               "unavailable"]},
-            "reason": STR, "since": {"type": "number"}, "caller": STR, "call_queue": STR,
-            "queues": {"type": "array", "items": STR}, "calls": INT,
+                               "unavailable", "logged_out", "unknown"]},
+            "last_state": STR, "reason": STR, "since": NUM, "caller": STR,
+            "call_queue": STR, "queues": STRS, "calls": INT,
         },
-        "required": ["key", "node", "agent", "state", "since"],
+        "required": ["key", "node", "agent", "title", "state", "since"],
     },
     "NodeRow": {
         "type": "object",
-        "properties": {"node": STR, "known": {"type": "boolean"},
-                       "connected": {"type": "boolean"}, "detail": STR, "since": NUM},
+        "description": "`down`: what the board holds of the node is unknown (the bridge "
+        "lost that Asterisk, or the bridge is offline).",
+        "properties": {"node": STR, "known": BOOL, "connected": BOOL, "down": BOOL,
+                       "detail": STR, "since": NUM},
     },
     "Status": {
         "type": "object",
@@ -65,6 +84,8 @@ SCHEMAS: dict[str, Any] = {
             "error": {"type": ["string", "null"]},
             "rules": {"type": "object"},
             "queues": {"type": "object", "additionalProperties": {"type": "object"}},
+            "total": {"type": "object", "description": "All queues together (each visit "
+                      "judged by its own queue's SL threshold)"},
             "agents": {"type": "object", "additionalProperties": {"type": "object"}},
         },
     },
@@ -72,8 +93,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "now": {"type": "number"}, "version": INT, "thresholds": {"type": "object"},
-            "queues": {"type": "array", "items": {"type": "object"}},
-            "agents": {"type": "array", "items": {"type": "object"}},
+            "queues": {"type": "array", "items": _ref("QueueRow")},
+            "total": _ref("QueueRow"),
+            "agents": {"type": "array", "items": _ref("AgentRow")},
             "nodes": {"type": "array", "items": _ref("NodeRow")},
             "status": _ref("Status"), "kpis": _ref("Kpis"),
         },
@@ -105,7 +127,7 @@ def document() -> dict[str, Any]:
         {"name": "node", "in": "path", "required": True, "schema": STR},
         {"name": "agent", "in": "path", "required": True, "schema": STR},
         {"name": "action", "in": "path", "required": True,
-         "schema": {"enum": ["pause", "unpause", "logout"]}},
+         "schema": {"enum": ["pause", "unpause", "logout", "login"]}},
         {"name": "X-CSRF-Token", "in": "header", "required": True, "schema": STR,
          "description": "the session's CSRF token (in the board page's meta csrf-token)"},
     ]  # fmt: skip
@@ -130,7 +152,7 @@ def document() -> dict[str, Any]:
             "/api/v1/queues": _get("Queues with today's figures", {
                 "type": "object", "properties": {
                     "queues": {"type": "array", "items": _ref("QueueRow")}}}),
-            "/api/v1/agents": _get("Logged-in agents", {
+            "/api/v1/agents": _get("Every configured agent, and any other logged in", {
                 "type": "object", "properties": {
                     "agents": {"type": "array", "items": _ref("AgentRow")}}}),
             "/api/v1/nodes": _get("PBX connection state of each node", {
@@ -143,8 +165,10 @@ def document() -> dict[str, Any]:
                     "day": STR, "queue": {"type": ["string", "null"]},
                     "slots": {"type": "array", "items": _ref("Slot")}}}, [day, queue]),
             "/api/v1/agents/{node}/{agent}/{action}": {"post": {
-                "summary": "Pause (optional JSON body {\"reason\": ...}), unpause or log out "
-                "an agent, through AMI. A supervisor's session only.",
+                "summary": "Pause (optional JSON body {\"reason\": ...}), unpause, log out or "
+                "log in an agent, through AMI. Log in sends one QueueAdd per configured "
+                "membership, as the agent's *11 does; the agent shows logged in when the bridge "
+                "reports it. A supervisor's session only.",
                 "security": [{"session": []}],
                 "parameters": path_params,
                 "requestBody": {"required": False, "content": {"application/json": {
@@ -154,10 +178,14 @@ def document() -> dict[str, Any]:
                     "400": {"description": "Bad JSON or reason", **error},
                     "401": {"description": "Not logged in", **error},
                     "403": {"description": "Read-only session, or CSRF token wrong", **error},
-                    "404": {"description": "No such agent logged in", **error},
+                    "404": {"description": "No such agent logged in (log in: configured), or "
+                            "no such node", **error},
+                    "409": {"description": "Log in: already logged in, disabled, or in no "
+                            "queue", **error},
                     "413": {"description": "Body too large", **error},
                     "502": {"description": "Asterisk refused the action", **error},
                     "503": {"description": "No AMI connection to the node", **error},
+                    "504": {"description": "The node did not answer in time", **error},
                 },
             }},
         },

@@ -1,6 +1,7 @@
-"""The HTML pages: log in, the board (TV and laptop layouts), history, and the supervisor's
-actions. Pages are rendered on the server from memory (the board) or from the history cache;
-``static/board.js`` then keeps the board live from ``/events``.
+"""The HTML pages: log in, the board (TV and laptop layouts), history, the supervisor's
+actions (pause, unpause, log out, log in), a screen's entry (``/tv``) and the icon. Pages are
+rendered on the server from memory (the board) or from the history cache; ``static/board.js``
+then keeps the board live from ``/events``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from callcenter.wallboard.control import ControlError
 from callcenter.wallboard.history import parse_day
 
 QUEUE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-ACTIONS = "pause|unpause|logout"
+ACTIONS = "pause|unpause|logout|login"
 
 
 def redirect(location: str) -> web.Response:
@@ -118,26 +119,48 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
+def tv_page(request: web.Request, message: str, status: int,
+            headers: dict[str, str] | None = None) -> web.Response:  # fmt: skip
+    """Why this screen cannot show the board, and how to get it a token."""
+    response = page(request, "tv.html.j2", {"message": message}, status)
+    response.headers.update(headers or {})
+    return response
+
+
 async def tv(request: web.Request) -> web.Response:
     """A screen's one-time entry: the token becomes a long session, and the URL with the
-    token leaves the address bar at once (and, with Referrer-Policy, every header)."""
+    token leaves the address bar at once (and, with Referrer-Policy, every header). Without
+    a token: the TV layout for a visitor already logged in, else a page that says how to
+    get a token (401)."""
     p = parts(request)
+    token = request.query.get("token", "")[:200]
+    if not token:
+        if p.auth.visitor(request) is not None:
+            return redirect("/board?layout=tv")
+        return tv_page(request, "This screen has no token yet.", 401, {
+            "WWW-Authenticate": 'Bearer realm="wallboard"'})  # fmt: skip
     key = f"ip:{request.remote}"
     wait = p.limiter.retry_after(key)
     if wait:
-        raise web.HTTPTooManyRequests(text="too many wrong tokens: wait a few minutes",
-                                      headers={"Retry-After": str(int(wait) + 1)})  # fmt: skip
-    token = request.query.get("token", "")[:200]
+        return tv_page(request, "Too many wrong tokens from this address: wait a few minutes.",
+                       429, {"Retry-After": str(int(wait) + 1)})  # fmt: skip
     principal = p.auth.cache.directory.check_token(token)
     if principal is None:
         await p.auth.cache.reload_if_stale()
         principal = p.auth.cache.directory.check_token(token)
     if principal is None:
         p.limiter.failed(key)
-        raise web.HTTPUnauthorized(text="this screen's token is unknown or revoked")
+        return tv_page(request, "This screen's token is unknown or revoked.", 401, {
+            "WWW-Authenticate": 'Bearer realm="wallboard", error="invalid_token"'})  # fmt: skip
     response = redirect("/board?layout=tv")
     p.auth.start_session(request, response, principal)
     return response
+
+
+async def favicon(request: web.Request) -> web.Response:
+    """Browsers ask for /favicon.ico by themselves: the board's icon is an SVG."""
+    return web.Response(status=301, headers={"Location": "/static/favicon.svg",
+                                             "Cache-Control": "max-age=86400"})  # fmt: skip
 
 
 # --- the board and the history --------------------------------------------------------------
@@ -155,6 +178,7 @@ async def board(request: web.Request) -> web.Response:
         "layout": layout, "visitor": visitor.principal, "csrf": visitor.csrf or "",
         "can_act": bool(visitor.principal.can_act and visitor.csrf and layout == "laptop"),
         "now": snapshot["now"], "queues": merged_queues(snapshot), "agents": agent_rows(snapshot),
+        "total": snapshot["total"],
         "nodes": snapshot["nodes"], "status": snapshot["status"], "kpis": snapshot["kpis"],
         "thresholds": json.dumps(snapshot["thresholds"]),
     })  # fmt: skip
@@ -195,6 +219,15 @@ async def act_on(request: web.Request, action: str, reason: str, by: str) -> Non
     p = parts(request)
     node, name = request.match_info["node"], names.normalize(request.match_info["agent"])
     agent = p.state.agents.get((node, name))
+    if action == "login":
+        # The memberships as they are now (the roster is refreshed every few seconds).
+        configured = (await p.roster.reload()).agents.get(name)
+        if configured is None:
+            raise ControlError(404, f"no agent {name} is configured")
+        if agent is not None and agent.state != "logged_out":
+            raise ControlError(409, f"{name} is already logged in on node {node}")
+        await p.control.login(node, configured, by)
+        return
     if agent is None or agent.state == "logged_out":
         raise ControlError(404, f"no agent {name} is logged in on node {node}")
     if action == "pause":
@@ -206,7 +239,7 @@ async def act_on(request: web.Request, action: str, reason: str, by: str) -> Non
 
 
 async def act(request: web.Request) -> web.Response:
-    """Pause, unpause or log out an agent. Answers JSON to ``fetch`` (Accept:
+    """Pause, unpause, log out or log in an agent. Answers JSON to ``fetch`` (Accept:
     application/json), else redirects back to the board."""
     form = await request.post()
     visitor = require_actor(request, str(form.get("csrf", "")))

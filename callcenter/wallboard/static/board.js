@@ -9,10 +9,11 @@
   };
   var limits = JSON.parse(meta("thresholds") || "{}");
   var offset = parseFloat(meta("server-now")) - Date.now() / 1000; // server clock - ours
-  var queues = {}, queueKpis = {}, agents = {}, agentKpis = {};
+  var queues = {}, queueKpis = {}, agents = {}, agentKpis = {}, nodes = [];
   var status = { feed: true, bridge_online: null }, kpiError = null;
   var labels = { available: "Available", ringing: "Ringing", on_call: "On call",
-    wrap_up: "Wrap-up", paused: "Paused", unavailable: "Unavailable", logged_out: "Logged out" };
+    wrap_up: "Wrap-up", paused: "Paused", unavailable: "Unavailable", logged_out: "Logged out",
+    unknown: "Unknown" };
 
   function now() { return Date.now() / 1000 + offset; }
   function duration(s) {
@@ -35,8 +36,17 @@
     el.classList.toggle("alert", lv === "alert");
     el.classList.toggle("ok", lv === "ok");
   }
-  function show(el, v) {
+  function show(el, v, unknown) {
     var f = el.dataset.fmt, text;
+    // A live figure of a row whose nodes are all down: unknown, not the last value known.
+    if (unknown && el.hasAttribute("data-live")) {
+      el.dataset.unknown = "1";
+      if (f === "tick") el.dataset.since = "";
+      if (el.textContent !== "?") el.textContent = "?";
+      el.classList.remove("alert", "ok");
+      return;
+    }
+    delete el.dataset.unknown;
     if (f === "int") text = String(v === undefined || v === null ? 0 : v);
     else if (f === "pct") text = pct(v);
     else if (f === "dur") text = duration(v);
@@ -51,7 +61,26 @@
     if (el.dataset.level) setLevel(el, el.dataset.level, v);
   }
   function fill(root, row) {
-    root.querySelectorAll("[data-f]").forEach(function (el) { show(el, row[el.dataset.f]); });
+    root.querySelectorAll("[data-f]").forEach(function (el) {
+      show(el, row[el.dataset.f], row.unknown);
+    });
+  }
+  function queueNote(row) {
+    var down = row.down || [];
+    if (down.length) {
+      return (down.length === 1 ? "node " : "nodes ") + down.join(", ") + " down: " +
+        (row.unknown ? "live figures unknown" : "live figures of the other nodes only");
+    }
+    if (!row.live && row.configured) return "not in Asterisk yet (callcenter asterisk reload)";
+    return "";
+  }
+  function fillQueue(el, row) {
+    var down = row.down || [];
+    el.classList.toggle("unknown", !!row.unknown);
+    el.classList.toggle("partial", down.length > 0 && !row.unknown);
+    el.classList.toggle("not-live", !row.live);
+    el.title = queueNote(row);
+    fill(el, row);
   }
 
   // --- rows ----------------------------------------------------------------------------
@@ -77,8 +106,21 @@
     return el;
   }
   function renderQueue(name) {
-    var row = Object.assign({ queue: name }, queueKpis[name] || {}, queues[name] || {});
-    upsert("queues", "queue-tpl", name, name, function (el) { fill(el, row); });
+    var row = Object.assign({ queue: name, title: name, alias: "" }, queueKpis[name] || {},
+      queues[name] || {});
+    upsert("queues", "queue-tpl", name, name, function (el) { fillQueue(el, row); });
+  }
+  function removeQueue(name) {
+    delete queues[name];
+    var box = document.getElementById("queues");
+    if (!box) return;
+    Array.prototype.slice.call(box.children).forEach(function (el) {
+      if (el.dataset.key === name) box.removeChild(el);
+    });
+  }
+  function renderTotal(row) {
+    var box = document.getElementById("queue-total");
+    if (box && box.firstElementChild) fillQueue(box.firstElementChild, row);
   }
   function agentSort(a) { return a.agent.toLowerCase() + " " + a.node; }
   function renderAgent(key) {
@@ -86,6 +128,7 @@
     var row = Object.assign({}, a, { calls: (agentKpis[a.agent] || {}).calls || 0 });
     upsert("agents", "agent-tpl", key, agentSort(a), function (el) {
       el.className = el.className.replace(/\bstate-\S*/g, "").trim() + " state-" + a.state;
+      el.classList.toggle("disabled", a.enabled === false);
       el.querySelectorAll("form.act").forEach(function (form) {
         form.action = "/agents/" + encodeURIComponent(a.node) + "/" +
           encodeURIComponent(a.agent) + "/" + form.dataset.action;
@@ -102,26 +145,40 @@
     });
   }
   function renderNodes(rows) {
+    nodes = rows;
     var ul = document.getElementById("nodes");
     if (!ul) return;
     ul.textContent = "";
     rows.forEach(function (n) {
       var li = document.createElement("li");
-      li.className = "node " + (n.connected ? "up" : "down");
+      // Mirrors templates/_header.html.j2.
+      li.className = "node " + (!n.known ? "unknown" : n.down || !n.connected ? "down" : "up");
       li.title = n.detail || "";
       li.dataset.node = n.node;
-      li.textContent = n.node + ": " + (n.connected ? "connected" : "DOWN");
+      li.textContent = n.node + ": " + (!n.known ? "no news" : !n.connected ? "DOWN" :
+        n.down ? "unknown" : "connected");
       ul.appendChild(li);
     });
   }
+  // Mirrors the server's banner (templates/board.html.j2).
   function renderBanner() {
     var el = document.getElementById("banner");
     if (!el) return;
-    var text = "";
-    if (!status.feed) text = "Live feed lost: reconnecting to the broker.";
-    else if (status.bridge_online === false) text = "The AMI bridge is offline: live figures are frozen.";
-    else if (kpiError) text = kpiError;
-    el.textContent = text;
+    var warnings = [];
+    var down = nodes.filter(function (n) { return n.down; });
+    if (!status.feed) warnings.push("Live feed lost: reconnecting to the broker.");
+    if (status.bridge_online === false) {
+      warnings.push("The AMI bridge is offline: every queue and agent figure is unknown.");
+    } else if (down.length) {
+      var one = down.length === 1;
+      warnings.push((one ? "Asterisk node " : "Asterisk nodes ") +
+        down.map(function (n) { return n.node; }).join(", ") + (one ? " is DOWN" : " are DOWN") +
+        (one && down[0].detail ? " (" + down[0].detail + ")" : "") + ": " +
+        (one ? "its" : "their") + " queues and agents are unknown.");
+    }
+    if (kpiError) warnings.push(kpiError);
+    var text = warnings.join(" ");
+    if (el.textContent !== text) el.textContent = text;
     el.hidden = !text;
   }
   function takeKpis(k) {
@@ -137,6 +194,12 @@
   function onSnapshot(data) {
     queues = {};
     data.queues.forEach(function (q) { queues[q.queue] = q; });
+    var qbox = document.getElementById("queues");
+    if (qbox) Array.prototype.slice.call(qbox.children).forEach(function (el) {
+      if (!(el.dataset.key in queues) && !(el.dataset.key in (data.kpis.queues || {}))) {
+        qbox.removeChild(el);
+      }
+    });
     var keep = {};
     agents = {};
     data.agents.forEach(function (a) { agents[a.key] = a; keep[a.key] = true; });
@@ -147,6 +210,7 @@
     status = data.status;
     renderNodes(data.nodes);
     takeKpis(data.kpis);
+    renderTotal(data.total);
     renderBanner();
   }
   function onDelta(data) {
@@ -154,9 +218,11 @@
     (data.queues || []).forEach(function (q) { queues[q.queue] = q; renderQueue(q.queue); });
     (data.agents || []).forEach(function (a) { agents[a.key] = a; renderAgent(a.key); });
     (data.gone || []).forEach(removeAgent);
+    (data.gone_queues || []).forEach(removeQueue);
     if (data.nodes) renderNodes(data.nodes);
     if (data.status) status = data.status;
     if (data.kpis) takeKpis(data.kpis);
+    if (data.total) renderTotal(data.total);
     renderBanner();
     document.body.dataset.version = data.version;
   }
@@ -183,6 +249,7 @@
   } catch (err) { clockFmt = null; }
   function tick() {
     document.querySelectorAll('[data-fmt="tick"]').forEach(function (el) {
+      if (el.dataset.unknown === "1") return;
       var since = el.dataset.since;
       el.textContent = since ? duration(now() - parseFloat(since)) : "-";
       if (el.dataset.level) setLevel(el, el.dataset.level, since ? parseFloat(since) : null);
