@@ -159,6 +159,8 @@ class WallboardSettings:
 class SiteSettings:
     name: str = "Call center"
     timezone: str = "UTC"
+    # ISO 3166 region of numbers written without a country code (campaign contacts, DNC).
+    region: str = "US"
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -532,6 +534,13 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
             f"{where('site.timezone')}: site.timezone = {s.site.timezone!r} is not a time zone "
             "name such as Europe/Madrid or America/New_York"
         ) from None
+    import phonenumbers  # here, not at the top: only the settings' check needs it
+
+    if s.site.region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"{where('site.region')}: site.region = {s.site.region!r} is not a region "
+            "(ISO 3166) such as US, GB or ES"
+        )
     if not NAME_RE.match(s.mqtt.topic_prefix.replace("/", "-")):
         raise ConfigError(f"{where('mqtt.topic_prefix')}: mqtt.topic_prefix must be a plain name")
 
@@ -554,6 +563,9 @@ EXAMPLE = """\
 name = "Call center"
 # IANA time zone of the call center: "today" in reports and business hours use it.
 timezone = "UTC"
+# Region (ISO 3166, e.g. US, GB, ES) of phone numbers written without a country code, in
+# campaign contact files and the do-not-call list.
+region = "US"
 
 # One table per Asterisk server, reached over AMI (manager.conf). Names: a-z 0-9 - _.
 [nodes.local]

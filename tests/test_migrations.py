@@ -31,6 +31,9 @@ TABLES = {
     "survey_answers",
     "users",
     "tv_tokens",
+    "campaigns",
+    "contacts",
+    "do_not_call",
 }
 
 

@@ -9,6 +9,7 @@ from callcenter.cli.agents_cmd import agents
 from callcenter.cli.agi_cmd import agi, agi_stdio, callbacks_group, ivr_group
 from callcenter.cli.asterisk_cmd import asterisk
 from callcenter.cli.calls_cmd import calls
+from callcenter.cli.campaigns_cmd import campaigns, contacts, dnc
 from callcenter.cli.config_cmd import config_group
 from callcenter.cli.context import AppContext
 from callcenter.cli.db_cmd import db_group
@@ -57,6 +58,9 @@ for command in (
     wallboard,
     users,
     simulate,
+    campaigns,
+    contacts,
+    dnc,
     run,
 ):
     cli.add_command(command)

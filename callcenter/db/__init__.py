@@ -4,6 +4,6 @@ Importing the package loads every model module, so ``Base.metadata`` (migrations
 always sees every table.
 """
 
-from callcenter.db import models, models_ivr, models_wallboard
+from callcenter.db import models, models_campaigns, models_ivr, models_wallboard
 
-__all__ = ["models", "models_ivr", "models_wallboard"]
+__all__ = ["models", "models_campaigns", "models_ivr", "models_wallboard"]
