@@ -40,22 +40,30 @@ def frame(text: str) -> bytes:
     return text.encode("utf-8") + b"\r\n\r\n"
 
 
-def recorded_events(scenario: str) -> list[str]:
-    """The frames of ``scenario``'s first connection a bridge would have received: every
+def recorded_events(scenario: str, conn: str = "conn1", *, stamp: bool = False) -> list[str]:
+    """The frames of ``scenario``'s connection ``conn`` a bridge would have received: every
     event, without the replies to the recorder's own actions (responses, list items and
     their ``...Complete``, which carry no ``Privilege`` line), and without the FullyBooted that
     answered the Login (the fake sends that itself). OriginateResponse stays: it is a
-    broadcast event (Privilege call,all) that every client with ``call`` sees."""
+    broadcast event (Privilege call,all) that every client with ``call`` sees. ``stamp``
+    adds the ``Timestamp`` header of ``timestampevents = yes`` (our manager.conf), set to
+    when the recorder received the frame, so event times are Asterisk's, not the replay's."""
     out = []
-    for i, timed in enumerate(traces.timed_frames(scenario)):
+    first = True
+    for timed in traces.timed_frames(scenario):
         f = timed.frame
-        if timed.conn != "conn1" or not isinstance(f, Message) or f.event is None:
+        if timed.conn != conn or not isinstance(f, Message) or f.event is None:
             continue
-        if f.event == "FullyBooted" and i < 3:
+        if f.event == "FullyBooted" and first:
+            first = False
             continue
         if "Privilege" not in f.fields and f.action_id is not None:
             continue
-        out.append(f.text)
+        if stamp:
+            head, _, rest = f.text.partition("\r\n")
+            out.append(f"{head}\r\nTimestamp: {timed.t:.6f}\r\n{rest}" if rest else head)
+        else:
+            out.append(f.text)
     return out
 
 

@@ -297,12 +297,12 @@ async def test_calls_still_live_after_a_restart_of_the_bridge_are_followed_to_th
     again while Asterisk keeps them (its first connection ends where the trace's second one
     begins). The calls it takes back from the call log are live: they are followed, not
     closed, and each ends as queue_log says, keeping what the first run saw of it."""
-    from tests.test_calllog_vs_queue_log import recorded_lists, stamped_events
+    from tests.test_calllog_vs_queue_log import recorded_lists
 
     scenario = "bridge-midstream"
     timed = traces.timed_frames(scenario)
     second_login = next(t.t for t in timed if t.conn == "conn2")
-    first = [f for f in stamped_events(scenario, "conn1")
+    first = [f for f in recorded_events(scenario, "conn1", stamp=True)
              if float(f.split("Timestamp: ", 1)[1].split("\r\n", 1)[0]) < second_login]  # fmt: skip
     async with FakeAmi() as fake:
         s = bridge_settings(settings, fake.port, tmp_path)
@@ -317,7 +317,7 @@ async def test_calls_still_live_after_a_restart_of_the_bridge_are_followed_to_th
         async with bridge_running(s) as bridge:
             conn = await fake.accept()
             assert bridge.nodes[0].state.calls.keys() == before.keys()  # none closed as lost
-            await conn.send_frames(stamped_events(scenario, "conn2"))
+            await conn.send_frames(recorded_events(scenario, "conn2", stamp=True))
             await eventually(lambda: closed_calls(clean_db) == 5)
             await eventually(lambda: bridge.writer.idle)
     after = calls(clean_db)

@@ -32,7 +32,7 @@ from callcenter import config, reports
 from callcenter.ami.protocol import Message
 from callcenter.core.queue_log import QueueLogEntry
 from tests import traces
-from tests.fake_ami import FakeAmi
+from tests.fake_ami import FakeAmi, recorded_events
 from tests.test_bridge import bridge_running, bridge_settings, eventually
 
 SL_SECONDS = 20  # servicelevel of both recorded queues (config/asterisk/queues.conf)
@@ -43,27 +43,6 @@ EXITS = {
     "EXITWITHKEY": "exit_key",
 }
 COMPLETES = ("COMPLETECALLER", "COMPLETEAGENT", "BLINDTRANSFER", "ATTENDEDTRANSFER")
-
-
-def stamped_events(scenario: str, conn: str = "conn1") -> list[str]:
-    """The frames a bridge would have received on connection ``conn`` (as
-    :func:`tests.fake_ami.recorded_events`: events only, not the replies to the recorder's
-    own actions, not the FullyBooted the fake sends itself), each with ``Timestamp`` = its
-    receive time."""
-    out = []
-    first = True
-    for timed in traces.timed_frames(scenario):
-        f = timed.frame
-        if timed.conn != conn or not isinstance(f, Message) or f.event is None:
-            continue
-        if f.event == "FullyBooted" and first:
-            first = False
-            continue
-        if "Privilege" not in f.fields and f.action_id is not None:
-            continue
-        head, _, rest = f.text.partition("\r\n")
-        out.append(f"{head}\r\nTimestamp: {timed.t:.6f}\r\n{rest}" if rest else head)
-    return out
 
 
 STATUS_ITEMS = ("QueueParams", "QueueMember", "QueueEntry")
@@ -180,7 +159,7 @@ async def replay_into_bridge(
                     )
                     conn.drop()
                 conn = await fake.accept()
-                await conn.send_frames(stamped_events(scenario, name))
+                await conn.send_frames(recorded_events(scenario, name, stamp=True))
 
             def done() -> bool:
                 with engine.connect() as db:

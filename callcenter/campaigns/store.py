@@ -317,10 +317,12 @@ def campaign_view(campaign: Campaign, contacts: int | None = None) -> dict[str, 
     return view
 
 
-def contact_counts(session: Session) -> dict[int, int]:
-    rows = session.execute(
-        select(Contact.campaign_id, func.count()).group_by(Contact.campaign_id)
-    ).all()
+def contact_counts(session: Session, campaign_id: int | None = None) -> dict[int, int]:
+    """Contacts per campaign id; only ``campaign_id``'s when given (no count of every list)."""
+    query = select(Contact.campaign_id, func.count()).group_by(Contact.campaign_id)
+    if campaign_id is not None:
+        query = query.where(Contact.campaign_id == campaign_id)
+    rows = session.execute(query).all()
     return {int(cid): int(n) for cid, n in rows}
 
 

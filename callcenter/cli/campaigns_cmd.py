@@ -159,7 +159,8 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
     """Show one campaign."""
     with app(ctx).session() as s:
         campaign = store.get_campaign(s, name)
-        view = store.campaign_view(campaign, store.contact_counts(s).get(campaign.id, 0))
+        count = store.contact_counts(s, campaign.id).get(campaign.id, 0)
+        view = store.campaign_view(campaign, count)
     if as_json:
         print_json(view)
     else:
