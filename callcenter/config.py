@@ -230,6 +230,24 @@ class BridgeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DialerSettings:
+    """The outbound dialer (``callcenter dialer``, also inside ``callcenter run``)."""
+
+    # The [nodes.*] it dials through (empty: the first node).
+    node: str = ""
+    # How a customer is dialled: {number} (E.164 without '+' when strip_plus) and {trunk}.
+    # Tests and labs use a Local channel, e.g. "Local/{number}@test-customers".
+    customer_channel: str = "PJSIP/{number}@{trunk}"
+    strip_plus: bool = False
+    # Seconds between pacing decisions.
+    tick: float = 1.0
+    # Seconds a dialer holds a campaign without renewing; another may take it after that.
+    lease_seconds: float = 15.0
+    # Who this dialer is in leases and attempt records (empty: host:pid).
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     nodes: tuple[NodeSettings, ...] = (NodeSettings(name="local"),)
     database: DatabaseSettings = DatabaseSettings()
@@ -240,6 +258,7 @@ class Settings:
     reporting: ReportingSettings = ReportingSettings()
     asterisk: AsteriskSettings = AsteriskSettings()
     bridge: BridgeSettings = BridgeSettings()
+    dialer: DialerSettings = DialerSettings()
     trunks: tuple[TrunkSettings, ...] = ()
     # The [ivr.<name>] tables, raw: callcenter.agi.ivr.load_ivrs checks them (with the sounds).
     ivr: dict[str, Any] = field(default_factory=dict)
@@ -268,6 +287,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "reporting": ReportingSettings,
     "asterisk": AsteriskSettings,
     "bridge": BridgeSettings,
+    "dialer": DialerSettings,
 }
 
 
@@ -500,6 +520,17 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
     _positive(s.bridge.spool_max_mb, "bridge.spool_max_mb", where)
     _positive(s.bridge.flush_interval, "bridge.flush_interval", where)
     _positive(s.bridge.queue_refresh, "bridge.queue_refresh", where)
+    _positive(s.dialer.tick, "dialer.tick", where)
+    if s.dialer.lease_seconds < 3 * s.dialer.tick:
+        raise ConfigError(
+            f"{where('dialer.lease_seconds')}: dialer.lease_seconds must be at least 3 ticks"
+        )
+    if "{number}" not in s.dialer.customer_channel:
+        raise ConfigError(
+            f"{where('dialer.customer_channel')}: dialer.customer_channel must contain {{number}}"
+        )
+    if s.dialer.node and s.dialer.node not in {n.name for n in s.nodes}:
+        raise ConfigError(f"{where('dialer.node')}: dialer.node names no [nodes.*]")
     if not s.asterisk.rtp_start < s.asterisk.rtp_end:
         raise ConfigError(f"{where('asterisk.rtp_start')}: asterisk.rtp_start must be < rtp_end")
     if s.asterisk.rtp_start % 2:
@@ -655,6 +686,14 @@ spool_max_mb = 1024      # past this the bridge stops reading AMI until the data
 flush_interval = 1.0     # the call log is at most this many seconds behind
 audit_events = true      # keep every AMI event in call_events
 queue_refresh = 60.0     # seconds between reloads of queue settings from the database
+
+[dialer]
+node = ""                # the [nodes.*] it dials through; empty: the first
+customer_channel = "PJSIP/{number}@{trunk}"   # how a customer is dialled
+strip_plus = false       # dial 15551230000 instead of +15551230000
+tick = 1.0               # seconds between pacing decisions
+lease_seconds = 15.0     # a campaign whose dialer stops renewing is free after this
+name = ""                # this dialer in leases and attempt records; empty: host:pid
 
 [asterisk]
 # The private Asterisk that `callcenter asterisk run` starts.

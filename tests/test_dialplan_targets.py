@@ -32,7 +32,14 @@ from callcenter.asterisk.render import (
 )
 
 #: Contexts something outside the dialplan sends calls to.
-ENTRY_CONTEXTS = {"from-trunk", "agents", "outbound-campaign", "queue-callback"}
+ENTRY_CONTEXTS = {
+    "from-trunk",
+    "agents",
+    "outbound-campaign",
+    "outbound-agentless",
+    "outbound-preview",
+    "queue-callback",
+}
 #: Variables Queue() may take its queue from; each must be checked with QUEUE_EXISTS first.
 QUEUE_VARIABLES = {"QUEUE", "CALLBACK_QUEUE", "CAMPAIGN_QUEUE"}
 
@@ -295,6 +302,9 @@ def test_every_context_is_reachable_from_an_entry_point(
             edges[step.context].add(args[2])
         if step.app == "Queue":
             edges[step.context] |= exit_contexts
+            # b(context^exten^priority): a Gosub on each member's channel before it is rung.
+            options = args[1] if len(args) > 1 else ""
+            edges[step.context] |= set(re.findall(r"b\(([^^)]+)\^", options))
     reached = set(ENTRY_CONTEXTS)
     todo = list(ENTRY_CONTEXTS)
     while todo:

@@ -29,6 +29,8 @@ TABLES = {
     "queue_log",
     "callbacks",
     "survey_answers",
+    "campaign_attempts",
+    "campaign_leases",
     "users",
     "tv_tokens",
     "campaigns",

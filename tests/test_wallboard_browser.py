@@ -566,3 +566,76 @@ async def test_a_screen_without_its_token_is_told_how_to_get_one(
         assert page.url == f"{base}/static/favicon.svg"
         assert icon.headers["content-type"] == "image/svg+xml"
         assert problems == []
+
+
+# --- issue 13: outbound campaigns on the board ----------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_campaign_tile_appears_with_its_abandon_rate_against_the_cap(
+    browser: Browser, settings: config.Settings, clean_db: Engine
+) -> None:
+    """The dialer publishes a campaign's snapshot: a tile appears on the supervisor's board
+    (and a screen's) with its abandon rate, coloured against the target and the cap as it
+    moves; the pacer's reason is text, never markup; the campaign's removal takes the tile,
+    and the section, away."""
+    from callcenter.campaigns.snapshot import RateFigures
+    from tests.test_wallboard_live import campaign_bytes
+
+    def snap(**changes: Any) -> bytes:  # published now, as the dialer does
+        return campaign_bytes(at=time.time(), **changes)
+
+    add_user(clean_db, "sam")
+    s = wallboard_settings(settings)
+    prefix = s.mqtt.topic_prefix
+    tile = "#campaigns [data-key='renewals']"
+    rate = f"{tile} [data-f='window_rate']"
+    hostile = '<img src=x onerror="document.body.dataset.owned=1">'
+    try:
+        async with wallboard_running(s, clean_db, links={}) as wb:
+            page = await logged_in_page(browser, f"http://127.0.0.1:{wb.port}")
+            assert await page.is_hidden("#campaign-box")  # no campaign: no section
+            await publish(prefix, [("campaigns/renewals", snap(reason=hostile))])
+            took = await until(page, *text_is(rate, "2.3%"), timeout=2)
+            assert await page.is_visible("#campaign-box")
+            assert await page.evaluate(has_class(rate, "ok"))
+            for field, text in (("title", "renewals"), ("state", "running"),
+                                ("mode", "predictive"), ("dialling", "2"), ("ringing", "5"),
+                                ("live_today", "160"), ("agents_free", "1"),
+                                ("agents_logged_in", "10"), ("cap", "3.0%"),
+                                ("budget_left", "22"), ("contacts_left", "4211"),
+                                ("reason", hostile)):  # fmt: skip
+                assert await page.text_content(f"{tile} [data-f='{field}']") == text, field
+            assert await page.query_selector(f"{tile} img") is None
+            assert await page.evaluate("document.body.dataset.owned") is None
+
+            # Above the target (2.5%): a warning; at the cap (3%): red.
+            await publish(prefix, [("campaigns/renewals", snap(
+                window=RateFigures(live=1000, abandoned=27, days=30)))])  # fmt: skip
+            await until(page, *text_is(rate, "2.7%"))
+            assert await page.evaluate(has_class(rate, "warn"))
+            assert not await page.evaluate(has_class(rate, "ok"))
+            await publish(prefix, [("campaigns/renewals", snap(
+                state="paused", window=RateFigures(live=1000, abandoned=30, days=30),
+                life=RateFigures(live=1000, abandoned=31), budget_left=-1.0))])  # fmt: skip
+            await until(page, *text_is(rate, "3.0%"))
+            assert await page.evaluate(has_class(rate, "alert"))
+            assert await page.evaluate(has_class(f"{tile} [data-f='life_rate']", "alert"))
+            assert await page.evaluate(has_class(tile, "state-paused"))
+            assert await page.inner_text(f"{tile} [data-f='budget_left']") == "0"
+            red = f'getComputedStyle(document.querySelector("{rate}")).backgroundColor'
+            assert await page.evaluate(red) == "rgb(231, 76, 60)"  # --alert
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "wallboard-campaign.png"), full_page=True)
+
+            tv = await page.context.new_page()
+            await tv.goto(f"http://127.0.0.1:{wb.port}/board?layout=tv")
+            assert await tv.inner_text(rate) == "3.0%"  # rendered by the server
+            await tv.screenshot(path=str(ARTIFACTS / "wallboard-tv-campaign.png"))
+
+            await publish(prefix, [("campaigns/renewals", b"")])  # the campaign was removed
+            await until(page, f'document.querySelector("{tile}") === null')
+            await until(page, "document.getElementById('campaign-box').hidden")
+            print(f"campaign tile shown after {took * 1000:.0f} ms")
+    finally:
+        await clear_retained(prefix)

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
+from callcenter.campaigns.snapshot import (
+    RateFigures,
+    campaign_topic,
+    encode_campaign_payload,
+)
 from callcenter.wallboard import model
-from callcenter.wallboard.board import Board
+from callcenter.wallboard.board import Board, rate_level
 from callcenter.wallboard.hub import Hub, encode
 from callcenter.wallboard.live import MAX_CALLS, LiveState, client_id, topic_filters
 from callcenter.wallboard.options import WallboardOptions
 from callcenter.wallboard.roster import Roster, RosterAgent, RosterQueue
+from tests.test_campaign_snapshot import figures
 from tests.test_wallboard_support import agent_payload, call_payload, node_payload, queue_payload
 
 P = "cc"
@@ -148,6 +155,7 @@ def test_topics_and_client_ids() -> None:
         "cc/+/agents/+",
         "cc/+/calls/+",
         "cc/+/status",
+        "cc/campaigns/+",
     ]
     from callcenter.config import MqttSettings
 
@@ -386,3 +394,98 @@ def test_the_total_counts_each_agent_once() -> None:
     assert (total["waiting"], total["longest_wait_since"]) == (3, 6.0)
     assert (total["logged_in"], total["available"], total["paused"]) == (2, 2, 0)
     assert (total["offered"], total["service_level"]) == (7, 0.5)  # the call log's total
+
+
+# --- outbound campaigns: the dialer's snapshots (issue 13, "Live view") -------------------------
+
+
+def campaign_bytes(campaign: str = "renewals", **changes: Any) -> bytes:
+    """A campaign's snapshot as the dialer publishes it (the design's example by default)."""
+    return encode_campaign_payload(figures(campaign=campaign, **changes))
+
+
+def test_campaign_snapshots_come_change_and_go() -> None:
+    state = LiveState()
+    board = board_of(state)
+    assert board.snapshot()["campaigns"] == []  # none: the board shows no campaign section
+    topic = campaign_topic(P, "renewals")
+    state.apply(topic, campaign_bytes())
+    assert state.campaigns["renewals"] == figures()
+    delta = board.delta()
+    assert delta is not None
+    (row,) = delta["campaigns"]
+    assert delta["gone_campaigns"] == []
+    assert (row["campaign"], row["mode"], row["state"], row["queue"]) == (
+        "renewals", "predictive", "running", "sales")  # fmt: skip
+    assert (row["dialling"], row["ringing"], row["live_today"]) == (2, 5, 160)
+    assert (row["agents_free"], row["agents_logged_in"]) == (1, 10)
+    assert row["window_rate"] == pytest.approx(71 / 3120)
+    assert (row["window_level"], row["life_level"]) == ("ok", "ok")  # 2.28% <= 2.5% target
+    assert (row["cap"], row["target"], row["budget_left"], row["contacts_left"]) == (
+        0.03, 0.025, 22, 4211)  # fmt: skip
+    assert row["reason"] == "predictive: 3 calls; ..."
+    state.apply(topic, campaign_bytes())  # the same retained message again (reconnect)
+    assert board.delta() is None
+    state.apply(topic, campaign_bytes(state="paused", dialling=0))
+    delta = board.delta()
+    assert delta is not None
+    assert [(c["state"], c["dialling"]) for c in delta["campaigns"]] == [("paused", 0)]
+    assert "queues" not in delta  # a campaign's change leaves the rest of the board be
+    state.apply(topic, b"")  # the campaign was removed: its retained snapshot is cleared
+    assert state.campaigns == {}
+    delta = board.delta()
+    assert delta is not None
+    assert (delta["campaigns"], delta["gone_campaigns"]) == ([], ["renewals"])
+    assert board.snapshot()["campaigns"] == []
+
+
+def test_campaigns_are_shown_by_name() -> None:
+    state = LiveState()
+    for name in ("winback", "renewals", "constructor"):
+        state.apply(campaign_topic(P, name), campaign_bytes(name))
+    assert [c["campaign"] for c in board_of(state).snapshot()["campaigns"]] == [
+        "constructor", "renewals", "winback"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rate", "level"),
+    [(None, ""), (0.0, "ok"), (0.025, "ok"), (0.0251, "warn"), (0.0299, "warn"),
+     (0.03, "alert"), (0.05, "alert")],
+)  # fmt: skip
+def test_abandon_rate_levels_against_target_and_cap(rate: float | None, level: str) -> None:
+    assert rate_level(rate, 0.025, 0.03) == level
+
+
+def test_campaign_row_levels_and_budget() -> None:
+    state = LiveState()
+    state.apply(
+        campaign_topic(P, "renewals"),
+        campaign_bytes(window=RateFigures(live=1000, abandoned=27, days=30),
+                       life=RateFigures(live=1000, abandoned=30), budget_left=-2.4),
+    )  # fmt: skip
+    (row,) = board_of(state).snapshot()["campaigns"]
+    assert (row["window_level"], row["life_level"]) == ("warn", "alert")
+    assert row["budget_left"] == 0  # spent (over by 2.4): boards never show below 0
+    state.apply(
+        campaign_topic(P, "renewals"),
+        campaign_bytes(window=RateFigures(live=0, abandoned=0, days=30),
+                       life=RateFigures(live=0, abandoned=0), budget_left=0.0),
+    )  # fmt: skip
+    (row,) = board_of(state).snapshot()["campaigns"]
+    assert (row["window_rate"], row["window_level"], row["life_rate"]) == (None, "", None)
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload"),
+    [
+        ("cc/campaigns/renewals", b"{"),
+        ("cc/campaigns/renewals", json.dumps({"v": 1, "type": "campaign"}).encode()),
+        ("cc/campaigns/renewals", campaign_bytes(mode="blaster")),
+        ("cc/campaigns/winback", campaign_bytes()),  # not its own topic: its delete would miss
+    ],
+)
+def test_unreadable_campaign_snapshots_are_counted_and_ignored(topic: str, payload: bytes) -> None:
+    state = LiveState()
+    state.apply(topic, payload)
+    assert (state.rejected, state.campaigns) == (1, {})
+    assert not state.take_changes()

@@ -388,3 +388,71 @@ async def test_board_renders_configured_agents_and_unknown_nodes_on_the_server(
         assert "Asterisk node local is DOWN (connection refused)" in html
         assert 'class="num big ">?<' in html  # the 7 waiting are the past, not the present
         assert 'class="agent state-unknown"' in html
+
+
+# --- outbound campaigns: the dialer's retained snapshots (issue 13, "Live view") ---------------
+
+
+async def test_campaign_tiles_from_retained_snapshots_on_the_broker(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    """The dialer's retained snapshot is on the broker before the wallboard starts: the board
+    (page and JSON) shows the campaign's tile, its text escaped; an empty retained payload
+    takes it away, and with no campaign left there is no campaign section."""
+    import aiohttp
+
+    from callcenter.campaigns.snapshot import campaign_topic
+    from tests.test_wallboard_api import conforms
+    from tests.test_wallboard_browser import publish, wallboard_running
+    from tests.test_wallboard_live import campaign_bytes
+    from tests.test_wallboard_support import clear_retained
+
+    prefix = wb_settings.mqtt.topic_prefix
+    topic = campaign_topic(prefix, "renewals").removeprefix(f"{prefix}/")
+    hostile = '<img src=x onerror="alert(1)"> & co'
+    try:
+        await publish(prefix, [(topic, campaign_bytes(reason=hostile, budget_left=-3.0))])
+        async with wallboard_running(wb_settings, clean_db, links={}) as wb:
+            base = f"http://127.0.0.1:{wb.port}"
+            async with asyncio.timeout(5):
+                while "renewals" not in wb.parts.state.campaigns:
+                    await asyncio.sleep(0.02)
+            # unsafe: keep cookies of an IP address host (127.0.0.1)
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as web:
+                page = await (await web.get(f"{base}/login")).text()
+                nonce = page.split('name="csrf" value="')[1].split('"')[0]
+                form = {"name": "sam", "password": PASSWORD, "csrf": nonce}
+                await web.post(f"{base}/login", data=form)
+                for layout in ("laptop", "tv"):
+                    html = await (await web.get(f"{base}/board?layout={layout}")).text()
+                    assert 'id="campaign-box" class="campaigns" aria-label="Campaigns">' in html
+                    assert '<article class="tile campaign state-running" data-key="renewals">' in (
+                        html
+                    )
+                    assert 'data-f="window_rate" data-fmt="pct1" data-lv="window_level" ' \
+                        'class="huge ok">2.3%</span>' in html  # fmt: skip
+                    assert 'data-f="cap" data-fmt="pct1">3.0%<' in html
+                    assert 'data-f="budget_left" data-fmt="int">0<' in html  # not -3
+                    assert 'data-f="contacts_left" data-fmt="int">4211<' in html
+                    assert 'data-f="agents_free" data-fmt="int">1<' in html
+                    assert 'data-f="agents_logged_in" data-fmt="int">10<' in html
+                    assert hostile not in html
+                    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; co" in html
+                board = await (await web.get(f"{base}/api/v1/board")).json()
+                (row,) = board["campaigns"]
+                assert (row["campaign"], row["reason"], row["budget_left"]) == (
+                    "renewals", hostile, 0)  # fmt: skip
+                doc = await (await web.get(f"{base}/api/openapi.json")).json()
+                conforms(board, doc["paths"]["/api/v1/board"]["get"]["responses"]["200"]
+                         ["content"]["application/json"]["schema"], doc)  # fmt: skip
+
+                await publish(prefix, [(topic, b"")])  # the campaign was removed
+                async with asyncio.timeout(5):
+                    while wb.parts.state.campaigns:
+                        await asyncio.sleep(0.02)
+                assert (await (await web.get(f"{base}/api/v1/board")).json())["campaigns"] == []
+                html = await (await web.get(f"{base}/board")).text()
+                assert 'id="campaign-box" class="campaigns" aria-label="Campaigns" hidden>' in html
+                assert 'data-key="renewals"' not in html
+    finally:
+        await clear_retained(prefix)

@@ -67,6 +67,7 @@ __all__ = [
     "Shutdown",
     "Unhold",
     "UnknownEvent",
+    "UserEvent",
     "VarSet",
     "parse_event",
 ]
@@ -249,6 +250,18 @@ class OriginateResponse(Event):
     uniqueid: str | None
     caller_id_num: str
     caller_id_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent(Event):
+    """``UserEvent()`` from the dialplan: ``user_event`` is its name (the ``UserEvent``
+    header), ``uniqueid`` and ``channel`` those of the channel that ran it, ``fields`` the
+    whole frame (the dialplan's own headers, e.g. the dialer's ``Status``, are in it)."""
+
+    user_event: str
+    channel: str
+    uniqueid: str
+    fields: Fields
 
 
 # --- queue members --------------------------------------------------------------------------
@@ -734,6 +747,10 @@ def _originate_response(f: Fields, node: str, t: float) -> Event:
     )
 
 
+def _user_event(f: Fields, node: str, t: float) -> Event:
+    return UserEvent(node, t, _req(f, "UserEvent"), f.get("Channel", ""), f.get("Uniqueid", ""), f)
+
+
 def _queue_member(f: Fields, node: str, t: float) -> Event:
     return QueueMember(*_member(f, node, t, "Name", "Location"), f.get("ActionID", ""))
 
@@ -857,6 +874,7 @@ EVENT_TYPES: Mapping[str, Builder] = {
     "BlindTransfer": _blind_transfer,
     "AttendedTransfer": _attended_transfer,
     "OriginateResponse": _originate_response,
+    "UserEvent": _user_event,
     "QueueMemberAdded": _member_builder(QueueMemberAdded),
     "QueueMemberRemoved": _member_builder(QueueMemberRemoved),
     "QueueMemberPause": _member_builder(QueueMemberPause),

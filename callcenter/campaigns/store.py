@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Container, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -19,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from callcenter.campaigns.numbers import Normaliser, NumberError
 from callcenter.campaigns.windows import DAY_NAMES, LEGAL_END, LEGAL_START, CallingWindows
-from callcenter.db.models import Queue
+from callcenter.db.models import Call, Queue
 from callcenter.db.models_campaigns import (
     ABANDON_CAP_MAX,
+    AGENTLESS_ACTIONS,
     MACHINE_ACTIONS,
     MODES,
     Campaign,
@@ -35,6 +37,10 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 AGENT_MODES = ("preview", "progressive", "predictive")
 RETRY_OUTCOMES = ("busy", "no_answer", "machine", "abandoned", "failed")
 MAX_RETRY_SECONDS = 30 * 86400
+#: The law's least ring time (16 CFR 310.4(b)(1)(iv): 15 s or four rings) and a sane most.
+RING_SECONDS = (15, 120)
+CHANNEL_LIMIT = (1, 1000)
+SOUND_MAX = 200
 
 
 class CampaignError(DirectoryError):
@@ -126,6 +132,12 @@ SETTINGS = (
     "seller_number",
     "abandon_cap",
     "abandon_target",
+    "ring_seconds",
+    "channel_limit",
+    "agentless_action",
+    "agentless_message",
+    "survey_ivr",
+    "abandon_message",
 )
 
 
@@ -191,6 +203,35 @@ def _apply(
             campaign.abandon_cap = _percent("the abandon-rate cap", float(value))
         elif key == "abandon_target":
             campaign.abandon_target = _percent("the abandon-rate target", float(value))
+        elif key == "ring_seconds":
+            low, high = RING_SECONDS
+            if not low <= int(value) <= high:
+                raise CampaignError(
+                    f"ring seconds = {value} must be between {low} and {high} "
+                    "(the law: at least 15 s before a call counts as unanswered)"
+                )
+            campaign.ring_seconds = int(value)
+        elif key == "channel_limit":
+            low, high = CHANNEL_LIMIT
+            if not low <= int(value) <= high:
+                raise CampaignError(f"channel limit = {value} must be between {low} and {high}")
+            campaign.channel_limit = int(value)
+        elif key == "agentless_action":
+            if value not in AGENTLESS_ACTIONS:
+                raise CampaignError(f"agentless action {value!r} is not one of message, survey")
+            campaign.agentless_action = value
+        elif key in ("agentless_message", "abandon_message"):
+            text = str(value).strip()
+            if len(text) > SOUND_MAX:
+                raise CampaignError(
+                    f"{key.replace('_', ' ')} is longer than {SOUND_MAX} characters"
+                )
+            setattr(campaign, key, text)
+        elif key == "survey_ivr":
+            text = str(value).strip()
+            if len(text) > 64:
+                raise CampaignError(f"survey IVR {text[:20]!r}... is longer than 64 characters")
+            campaign.survey_ivr = text
         else:
             raise CampaignError(f"unknown campaign setting {key!r}")
     _check_whole(campaign)
@@ -221,6 +262,8 @@ def _check_whole(c: Campaign) -> None:
         )
     if c.machine_action == "message" and not c.machine_message:
         raise CampaignError("--machine message needs --machine-message (the sound to leave)")
+    if c.mode == "agentless" and c.agentless_action == "survey" and not c.survey_ivr:
+        raise CampaignError("--agentless-action survey needs --survey-ivr (the IVR of the survey)")
 
 
 def check_campaign_name(name: str) -> str:
@@ -283,6 +326,213 @@ def update_campaign(
     return campaign
 
 
+# --- state: start, pause, stop ----------------------------------------------------------
+
+
+def dial_problems(
+    session: Session,
+    campaign: Campaign,
+    *,
+    trunks: Sequence[str] = (),
+    customer_channel: str = "",
+) -> list[str]:
+    """Why ``campaign`` cannot dial, one reason a line; empty when it can.
+
+    A campaign dials through its trunk, else the first outbound trunk of the settings
+    (``trunks``), unless the dialer's ``customer_channel`` ([dialer]) names no ``{trunk}``
+    (a lab's or the tests' Local channel): with none of them there is nothing to dial
+    through.
+    """
+    problems = []
+    if campaign.mode in AGENT_MODES and campaign.queue is None:
+        problems.append(f"a {campaign.mode} campaign needs --queue (the queue of its agents)")
+    if campaign.trunk is None and not trunks and "{trunk}" in (customer_channel or "{trunk}"):
+        problems.append("no trunk to call through (--trunk, or a [trunks.*] in the settings)")
+    if campaign.mode == "agentless":
+        if campaign.agentless_action == "message" and not campaign.agentless_message:
+            problems.append("an agentless campaign that plays a message needs --agentless-message")
+        if campaign.agentless_action == "survey" and not campaign.survey_ivr:
+            problems.append("an agentless survey campaign needs --survey-ivr")
+    has_contacts = session.scalar(
+        select(Contact.id).where(Contact.campaign_id == campaign.id).limit(1)
+    )
+    if has_contacts is None:
+        problems.append("it has no contacts (callcenter contacts import FILE --campaign NAME)")
+    return problems
+
+
+def start_campaign(
+    session: Session,
+    name: str,
+    now: dt.datetime,
+    *,
+    trunks: Sequence[str] = (),
+    customer_channel: str = "",
+) -> Campaign:
+    """Let the dialer work ``name`` (from stopped or paused; running stays running).
+
+    Refused with one line when it cannot dial (:func:`dial_problems`: the first reason).
+    The first start sets ``started_at``: the campaign's life and its 30-day periods count
+    from it, so a later start never moves it.
+    """
+    campaign = _locked(session, name)
+    problems = dial_problems(session, campaign, trunks=trunks, customer_channel=customer_channel)
+    if problems:
+        raise CampaignError(f"campaign {name} cannot start: {problems[0]}")
+    campaign.state = "running"
+    if campaign.started_at is None:
+        campaign.started_at = now
+    session.flush()
+    return campaign
+
+
+def pause_campaign(session: Session, name: str, now: dt.datetime) -> Campaign:
+    """The dialer dials no new call; calls in flight go on to their end (and their records).
+
+    Only a running (or paused) campaign pauses: a stopped one has nothing to pause.
+    """
+    campaign = _locked(session, name)
+    if campaign.state == "stopped":
+        raise CampaignError(f"campaign {name} is stopped: there is nothing to pause")
+    campaign.state = "paused"
+    session.flush()
+    return campaign
+
+
+def stop_campaign(session: Session, name: str, now: dt.datetime) -> Campaign:
+    """As :func:`pause_campaign` for the calls (those in flight end normally); the dialer
+    also lets the campaign go (its lease). Contacts keep their state: a start resumes."""
+    campaign = _locked(session, name)
+    campaign.state = "stopped"
+    session.flush()
+    return campaign
+
+
+def _locked(session: Session, name: str) -> Campaign:
+    # FOR UPDATE: two state changes at once are applied one after the other.
+    campaign = session.scalar(select(Campaign).where(Campaign.name == name).with_for_update())
+    if campaign is None:
+        raise CampaignError(f"no campaign named {name!r}")
+    return campaign
+
+
+# --- contacts from the call log ----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class FromCallsReport:
+    """What ``contacts from-calls`` found and did."""
+
+    calls: int = 0
+    numbers: int = 0
+    imported: int = 0
+    #: Calls of a number that already had a call in the list (its latest call is kept).
+    duplicates_in_calls: int = 0
+    duplicates_existing: int = 0
+    on_dnc: int = 0
+    invalid: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+#: Call-log outcomes ``--outcome`` may pick (calls.outcome).
+CALL_OUTCOMES = (
+    "answered",
+    "abandoned",
+    "timed_out",
+    "exit_key",
+    "exit_empty",
+    "transferred",
+    "ivr_hangup",
+    "callback",
+    "lost",
+)
+
+
+def contacts_from_calls(
+    session: Session,
+    campaign_name: str,
+    queue: str,
+    since: dt.datetime,
+    until: dt.datetime,
+    numbers: Normaliser,
+    default_tz: str,
+    outcome: str | None = None,
+) -> FromCallsReport:
+    """Contacts from the callers of ``queue`` whose calls entered it in [since, until).
+
+    Each caller's number is normalised as in an import (E.164, the number's own time zone,
+    else ``default_tz``); a number that is not callable (anonymous, an extension) is
+    skipped and counted, not fatal. A caller who called several times is one contact with
+    the latest call's ``uniqueid``, ``node``, ``queue`` and ``agent`` in its fields (what a
+    survey refers to). Numbers the campaign has already, and those on the do-not-call
+    list, are left out and counted.
+    """
+    campaign = get_campaign(session, campaign_name)
+    if outcome is not None and outcome not in CALL_OUTCOMES:
+        raise CampaignError(f"outcome {outcome!r} is not one of {', '.join(CALL_OUTCOMES)}")
+    if session.scalar(select(Queue.id).where(Queue.name == queue)) is None:
+        raise CampaignError(f"no queue named {queue!r}")
+    if until <= since:
+        raise CampaignError("the period must end after it starts (--until before --since?)")
+    query = (
+        select(Call.caller_number, Call.uniqueid, Call.node, Call.queue, Call.agent)
+        .where(Call.queue == queue, Call.queued_at >= since, Call.queued_at < until)
+        .order_by(Call.queued_at.desc(), Call.id.desc())
+    )
+    if outcome is not None:
+        query = query.where(Call.outcome == outcome)
+    report = FromCallsReport()
+    found: dict[str, dict[str, Any]] = {}
+    for raw, uniqueid, node, call_queue, agent in session.execute(query):
+        report.calls += 1
+        try:
+            number = numbers.number(raw or "")
+        except NumberError as exc:
+            report.invalid += 1
+            if len(report.examples) < 5:
+                report.examples.append(f"call {uniqueid}: {exc}")
+            continue
+        if number.e164 in found:  # newest first: the first seen is the latest call
+            report.duplicates_in_calls += 1
+            continue
+        found[number.e164] = {
+            "campaign_id": campaign.id,
+            "phone": number.e164,
+            "name": "",
+            "timezone": number.timezone or default_tz,
+            "priority": 0,
+            "fields": {"uniqueid": uniqueid, "node": node, "queue": call_queue, "agent": agent},
+            "status": "new",
+            "attempts": 0,
+        }
+    report.numbers = len(found)
+    phones = list(found)
+    dnc: set[str] = set()
+    existing: set[str] = set()
+    for i in range(0, len(phones), 5000):
+        chunk = phones[i : i + 5000]
+        dnc.update(session.scalars(select(DoNotCall.phone).where(DoNotCall.phone.in_(chunk))))
+        existing.update(
+            session.scalars(
+                select(Contact.phone).where(
+                    Contact.campaign_id == campaign.id, Contact.phone.in_(chunk)
+                )
+            )
+        )
+    report.on_dnc = len(dnc)
+    report.duplicates_existing = len(existing - dnc)
+    rows = [r for p, r in found.items() if p not in dnc and p not in existing]
+    for i in range(0, len(rows), 1000):
+        result = session.execute(
+            pg_insert(Contact)
+            .values(rows[i : i + 1000])
+            .on_conflict_do_nothing()
+            .returning(Contact.id)
+        )
+        report.imported += len(result.all())
+    return report
+
+
 def windows_of(campaign: Campaign) -> CallingWindows:
     return CallingWindows(
         start=campaign.hours_start,
@@ -311,6 +561,14 @@ def campaign_view(campaign: Campaign, contacts: int | None = None) -> dict[str, 
         "seller_number": campaign.seller_number,
         "abandon_cap_percent": round(campaign.abandon_cap * 100, 4),
         "abandon_target_percent": round(campaign.abandon_target * 100, 4),
+        "ring_seconds": campaign.ring_seconds,
+        "channel_limit": campaign.channel_limit,
+        "agentless_action": campaign.agentless_action,
+        "agentless_message": campaign.agentless_message,
+        "survey_ivr": campaign.survey_ivr,
+        "abandon_message": campaign.abandon_message,
+        "state": campaign.state,
+        "started_at": campaign.started_at,
     }
     if contacts is not None:
         view["contacts"] = contacts

@@ -1,16 +1,26 @@
-"""``callcenter campaigns``, ``contacts`` and ``dnc``: outbound campaigns, their contact
-lists and the do-not-call list (issue 13; the dialer that calls them comes later)."""
+"""``callcenter campaigns``, ``contacts`` and ``dnc``: outbound campaigns (settings, start,
+pause, stop, the report and the regulator's CSV, an agent's preview), their contact lists
+and the do-not-call list (issue 13; the dialer service works the running campaigns)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from callcenter.campaigns import contacts as contact_lists
-from callcenter.campaigns import store
+from callcenter.campaigns import report as campaign_reports
+from callcenter.campaigns import scheduling, store
 from callcenter.campaigns.numbers import Normaliser, NumberError
 from callcenter.cli.context import (
     AppContext,
@@ -21,7 +31,8 @@ from callcenter.cli.context import (
     print_record,
     print_table,
 )
-from callcenter.db.models_campaigns import MACHINE_ACTIONS, MODES
+from callcenter.db.models import Agent
+from callcenter.db.models_campaigns import AGENTLESS_ACTIONS, MACHINE_ACTIONS, MODES, Campaign
 
 _RETRY_OPTIONS = [
     ("--retry-busy", "retry_busy", "Seconds before a busy number is tried again."),
@@ -71,6 +82,28 @@ def campaign_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=float,
             default=None,
             help="Abandon rate the pacer aims at, in percent, at most the cap (default 2.5).",
+        ),
+        click.option(
+            "--ring-seconds", type=int, default=None, help="How long a number rings (15-120, 25)."
+        ),
+        click.option(
+            "--channel-limit",
+            type=int,
+            default=None,
+            help="Most calls in flight at once (1-1000, default 30).",
+        ),
+        click.option(
+            "--agentless-action",
+            type=click.Choice(AGENTLESS_ACTIONS),
+            default=None,
+            help="Agentless: play a message or run a survey to the person who answers.",
+        ),
+        click.option("--agentless-message", default=None, help="Agentless: the sound played."),
+        click.option("--survey-ivr", default=None, help="Agentless survey: the [ivr.*] to run."),
+        click.option(
+            "--abandon-message",
+            default=None,
+            help="The information message's sound (names the seller); empty: the default.",
         ),
     ]
     for option in reversed(options):
@@ -184,6 +217,202 @@ def update(ctx: click.Context, /, name: str, as_json: bool, **settings: Any) -> 
         click.echo(f"campaign {name} updated")
 
 
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _state_command(verb: str, change: Callable[..., Campaign], help_: str) -> None:
+    @campaigns.command(verb, help=help_)
+    @click.argument("name")
+    @json_option
+    @click.pass_context
+    @handle_errors
+    def command(ctx: click.Context, name: str, as_json: bool) -> None:
+        obj = app(ctx)
+        extra: dict[str, Any] = {}
+        if verb == "start":
+            extra = {
+                "trunks": [t.name for t in obj.settings.trunks if t.outbound],
+                "customer_channel": obj.settings.dialer.customer_channel,
+            }
+        with obj.session() as s:
+            view = store.campaign_view(change(s, name, _now(), **extra))
+        if as_json:
+            print_json(view)
+        else:
+            click.echo(f"campaign {name} is {view['state']}")
+
+
+_state_command(
+    "start",
+    store.start_campaign,
+    "Start campaign NAME: the dialer works it. Refused when it cannot dial (no queue for "
+    "its agents, no trunk, no contacts).",
+)
+_state_command(
+    "pause",
+    store.pause_campaign,
+    "Pause campaign NAME: no new calls; calls in flight go on to their end.",
+)
+_state_command(
+    "stop",
+    store.stop_campaign,
+    "Stop campaign NAME: no new calls, calls in flight end normally, and the dialer lets it go.",
+)
+
+
+def _report_lines(view: dict[str, Any]) -> dict[str, Any]:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.2f}%"
+
+    out: dict[str, Any] = {
+        "mode / state": f"{view['mode']} / {view['state']}",
+        "started": view["started_at"],
+        "abandon cap / target": f"{pct(view['abandon_cap'])} / {pct(view['abandon_target'])}",
+        "contacts left": view["contacts_left"],
+    }
+    for key, label in (("last_30_days", "30 days"), ("life", "life")):
+        f = view[key]
+        a2a = f["answer_to_agent"]
+        out[f"{label}: since"] = f["since"]
+        out[f"{label}: attempts / dialled"] = f"{f['attempts']} / {f['dialled']}"
+        out[f"{label}: live answers"] = (
+            f"{f['live_answers']} (contact rate {pct(f['contact_rate'])})"
+        )
+        out[f"{label}: connected / abandoned"] = f"{f['connected']} / {f['abandoned']}"
+        out[f"{label}: abandon rate"] = (
+            f"{pct(f['abandon_rate'])} (budget {f['abandon_budget']:g} abandons)"
+        )
+        out[f"{label}: answer to agent"] = (
+            "-"
+            if not a2a["count"]
+            else f"p50 {a2a['p50']:.2f} s, p95 {a2a['p95']:.2f} s, max {a2a['max']:.2f} s, "
+            f"{a2a['over_2s']} of {a2a['count']} over 2 s"
+        )
+        out[f"{label}: talk min / agent hour"] = f["talk_minutes_per_agent_hour"]
+        out[f"{label}: outcomes"] = f["outcomes"]
+    worst = view["worst_30_days"]
+    out["worst 30 days"] = (
+        "-"
+        if worst is None
+        else f"{pct(worst['abandon_rate'])} ({worst['abandoned']} of {worst['live_answers']}, "
+        f"{worst['since']} to {worst['until']})"
+    )
+    return out
+
+
+@campaigns.command("report")
+@click.argument("name")
+@click.option(
+    "--csv",
+    "csv_file",
+    default=None,
+    help="Write every attempt record as CSV to this file ('-': standard output) instead.",
+)
+@json_option
+@click.pass_context
+@handle_errors
+def report(ctx: click.Context, name: str, csv_file: str | None, as_json: bool) -> None:
+    """Attempts, contact rate, live answers, abandons and the abandon rate over the last 30
+    days and the campaign's life, the worst 30 days, answer-to-agent times and talk minutes
+    per agent hour; or (--csv) the attempt records for a regulator."""
+    obj = app(ctx)
+    site = obj.settings.site
+    with obj.session() as s:
+        campaign = store.get_campaign(s, name)
+        if csv_file is not None:
+            n = _export(s, campaign, csv_file)
+            if csv_file != "-":
+                click.echo(f"{n} attempt records of campaign {name} written to {csv_file}")
+            return
+        view = campaign_reports.campaign_report(
+            s, campaign, today=_now().astimezone(site.tz).date(), site_tz=site.timezone
+        )
+    if as_json:
+        print_json(view)
+    else:
+        print_record(f"campaign {name} on {view['today']}", _report_lines(view))
+
+
+def _export(session: Session, campaign: Campaign, target: str) -> int:
+    if target == "-":
+        return campaign_reports.export_csv(session, campaign, sys.stdout)
+    path = Path(target)
+    # Into a temporary file renamed at the end: a failed export leaves no partial file.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path())
+    except OSError as exc:
+        raise store.CampaignError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            n = campaign_reports.export_csv(session, campaign, handle)
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise
+    return n
+
+
+@campaigns.command("preview")
+@click.argument("name")
+@click.option("--agent", required=True, help="The agent who previews.")
+@click.option("--dial", is_flag=True, help="Dial the contact on the agent's screen.")
+@click.option("--skip", "skip_reason", default=None, help="Pass over it, saying why.")
+@json_option
+@click.pass_context
+@handle_errors
+def preview(
+    ctx: click.Context, name: str, agent: str, dial: bool, skip_reason: str | None, as_json: bool
+) -> None:
+    """Preview campaign NAME as --agent: show the contact on the agent's screen (taking the
+    next one when there is none); --dial calls it (the agent's phone first, then the
+    customer); --skip REASON passes it over."""
+    obj = app(ctx)
+    if dial and skip_reason is not None:
+        raise click.UsageError("--dial and --skip exclude each other")
+    with obj.session() as s:
+        campaign = store.get_campaign(s, name)
+        if s.scalar(select(Agent.id).where(Agent.name == agent)) is None:
+            raise store.CampaignError(f"no agent named {agent!r}")
+        if dial or skip_reason is not None:
+            attempt = (
+                scheduling.preview_dial(s, campaign, agent, now=_now())
+                if dial
+                else scheduling.preview_skip(s, campaign, agent, skip_reason or "", now=_now())
+            )
+            view: dict[str, Any] | None = {
+                "channel_id": attempt.channel_id,
+                "phone": attempt.phone,
+                "agent": agent,
+                "phase": attempt.phase,
+                "outcome": attempt.outcome,
+                "reason": attempt.reason,
+            }
+        else:
+            claimed = scheduling.preview_take(
+                s,
+                campaign,
+                agent,
+                now=_now(),
+                dialer="cli",
+                site_tz=obj.settings.site.timezone,
+            )
+            view = dataclasses.asdict(claimed) if claimed else None
+    if as_json:
+        print_json(view)
+    elif view is None:
+        click.echo(f"no contact of campaign {name} is due now")
+    elif "phase" not in view:
+        print_record(f"contact for {agent} in campaign {name}", view)
+    elif view["outcome"] == "skipped" and skip_reason is None:
+        click.echo(f"{view['phone']} was not dialled: {view['reason']}")
+    elif view["outcome"] == "skipped":
+        click.echo(f"{view['phone']} skipped ({view['reason']})")
+    else:
+        click.echo(f"dialling {view['phone']} for {agent}: the agent's phone rings first")
+
+
 # --- contacts ----------------------------------------------------------------------------
 
 
@@ -261,6 +490,72 @@ def contacts_list(ctx: click.Context, campaign: str, limit: int, as_json: bool) 
             for v in views
         ],
     )
+
+
+def _day(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise store.CampaignError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+@contacts.command("from-calls")
+@click.option("--campaign", required=True, help="The campaign the contacts are for.")
+@click.option("--queue", required=True, help="Whose callers.")
+@click.option("--since", default=None, help="First day (YYYY-MM-DD, site time); default yesterday.")
+@click.option("--until", default=None, help="Last day, included; default the --since day.")
+@click.option(
+    "--outcome",
+    type=click.Choice(store.CALL_OUTCOMES),
+    default=None,
+    help="Only calls that ended so, e.g. answered.",
+)
+@region_option
+@json_option
+@click.pass_context
+@handle_errors
+def from_calls(
+    ctx: click.Context,
+    campaign: str,
+    queue: str,
+    since: str | None,
+    until: str | None,
+    outcome: str | None,
+    region: str | None,
+    as_json: bool,
+) -> None:
+    """Contacts from the call log: the callers of --queue whose calls entered it on the days
+    --since to --until (e.g. yesterday's answered callers, for a satisfaction survey). Each
+    contact keeps its call's uniqueid, node, queue and agent as fields; numbers that cannot be
+    called (anonymous, extensions) are skipped and counted."""
+    obj = app(ctx)
+    numbers = _numbers(obj, region)
+    site = obj.settings.site
+    first = (
+        _day(since, "--since")
+        if since
+        else _now().astimezone(site.tz).date() - dt.timedelta(days=1)
+    )
+    last = _day(until, "--until") if until else first
+    if last < first:
+        raise store.CampaignError(f"--until {last} is before --since {first}")
+    start = dt.datetime.combine(first, dt.time(0), tzinfo=site.tz)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=site.tz)
+    with obj.session() as s:
+        found = store.contacts_from_calls(
+            s, campaign, queue, start, end, numbers, site.timezone, outcome
+        )
+    if as_json:
+        print_json(found)
+        return
+    click.echo(
+        f"imported {found.imported} contacts into campaign {campaign} from {found.calls} calls "
+        f"of queue {queue} ({first} to {last}): {found.duplicates_in_calls} repeat calls, "
+        f"{found.duplicates_existing} already in the campaign, {found.on_dnc} on the "
+        f"do-not-call list, {found.invalid} numbers that cannot be called"
+    )
+    for example in found.examples:
+        click.echo(f"  skipped: {example}")
 
 
 # --- do-not-call -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from callcenter.cli.db_cmd import db_group
 from callcenter.cli.doctor_cmd import doctor
 from callcenter.cli.queues_cmd import queues
 from callcenter.cli.report_cmd import report
-from callcenter.cli.services_cmd import ami, run
+from callcenter.cli.services_cmd import ami, dialer, run
 from callcenter.cli.simulate_cmd import simulate
 from callcenter.cli.wallboard_cmd import users, wallboard
 
@@ -61,6 +61,7 @@ for command in (
     campaigns,
     contacts,
     dnc,
+    dialer,
     run,
 ):
     cli.add_command(command)

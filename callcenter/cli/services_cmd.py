@@ -32,6 +32,22 @@ def ami(ctx: click.Context, log_level: str) -> None:
     service.run_until_signalled(bridge.run)
 
 
+@click.command("dialer")
+@log_level
+@click.pass_context
+@handle_errors
+def dialer(ctx: click.Context, log_level: str) -> None:
+    """Run the outbound dialer: work every running campaign whose lease it can take (one
+    dialer per campaign), pace, dial over AMI, keep the attempt records and publish each
+    campaign's live figures on MQTT. Agent state comes from the AMI bridge (run it too, or
+    `callcenter run`). Stops cleanly on SIGTERM / Ctrl-C."""
+    from callcenter.campaigns.dialer import Dialer
+
+    settings = app(ctx).settings
+    service.setup_logging(log_level)
+    service.run_until_signalled(Dialer(settings).run)
+
+
 @click.command("run")
 @log_level
 @click.pass_context
@@ -39,11 +55,12 @@ def ami(ctx: click.Context, log_level: str) -> None:
 def run(ctx: click.Context, log_level: str) -> None:
     """Run the call center until SIGTERM or Ctrl-C: a private Asterisk (when [nodes.local]
     is on this machine and Asterisk is installed; otherwise it says why not; restarted, with
-    a growing pause, whenever it exits), then the AMI bridge, the IVR's FastAGI server and the
-    supervisors' wallboard."""
+    a growing pause, whenever it exits), then the AMI bridge, the IVR's FastAGI server, the
+    supervisors' wallboard and the outbound dialer."""
     from callcenter.agi.app import AgiService
     from callcenter.asterisk.child import run_private_asterisk
     from callcenter.bridge.app import Bridge
+    from callcenter.campaigns.dialer import Dialer
     from callcenter.wallboard.app import Wallboard
 
     settings = app(ctx).settings
@@ -65,6 +82,7 @@ def run(ctx: click.Context, log_level: str) -> None:
                     Bridge(settings).run,
                     AgiService(settings).run,
                     Wallboard(settings).run,
+                    Dialer(settings).run,
                 )
             ),
         ]

@@ -19,12 +19,14 @@ from sqlalchemy import (
     Date,
     Double,
     ForeignKey,
+    Index,
     Integer,
     SmallInteger,
     String,
     Time,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
@@ -33,6 +35,39 @@ from callcenter.db.models import Base
 
 MODES = ("preview", "progressive", "predictive", "agentless")
 MACHINE_ACTIONS = ("hangup", "message")
+STATES = ("stopped", "running", "paused")
+AGENTLESS_ACTIONS = ("message", "survey")
+#: Contacts: ``new`` never tried; ``retry`` waits for ``next_attempt_at``; ``dialling`` has an
+#: attempt in progress (never two at once); ``previewing`` is held by an agent's preview;
+#: ``done`` is final (reached, or no attempts left); ``dnc`` found on the do-not-call list at
+#: dial time.
+CONTACT_STATUSES = ("new", "retry", "dialling", "previewing", "done", "dnc")
+#: Attempts' phases, in order; ``ended`` once ``outcome`` is known.
+ATTEMPT_PHASES = (
+    "previewing",  # preview: the contact is on an agent's screen
+    "requested",  # preview: the agent asked to dial; the dialer originates on its next tick
+    "dialling",  # the row is written, the originate sent (or about to be)
+    "ringing",
+    "answered",
+    "queued",  # a live person in the campaign queue, waiting for an agent
+    "connected",
+    "message",  # the information message, the machine message or the agentless flow
+    "ended",
+)
+#: Final outcomes of an attempt (the regulator's "disposition").
+ATTEMPT_OUTCOMES = (
+    "connected",  # a live person reached an agent (within the 2 s)
+    "abandoned",  # a live person no agent took in time: the information message was played
+    "hung_up",  # a live person hung up within the 2 s grace, before an agent could take them
+    "delivered",  # agentless: the message or survey reached a live person
+    "machine",  # an answering machine, hung up on
+    "machine_message",  # an answering machine that was left the campaign's message
+    "busy",
+    "no_answer",
+    "failed",  # congestion, unreachable, invalid number, trunk down
+    "skipped",  # not dialled: do-not-call, outside the calling window, skipped in preview
+    "lost",  # the dialer lost sight of the call (restart with the channel gone, no record)
+)
 #: The legal ceiling of the abandon rate (FTC TSR safe harbor, Ofcom): never above 3%.
 ABANDON_CAP_MAX = 0.03
 
@@ -67,12 +102,34 @@ class Campaign(Base):
     seller_number: Mapped[str] = mapped_column(String(32), default="")
     abandon_cap: Mapped[float] = mapped_column(Double, default=ABANDON_CAP_MAX)
     abandon_target: Mapped[float] = mapped_column(Double, default=0.025)
+    #: Whether the dialer works the campaign: ``campaigns start|pause|stop``.
+    state: Mapped[str] = mapped_column(String(16), default="stopped", server_default="stopped")
+    #: Seconds a customer's phone rings before the attempt is a no answer (at least 15).
+    ring_seconds: Mapped[int] = mapped_column(SmallInteger, default=25, server_default="25")
+    #: Most calls in flight at once (agentless: the channel limit; others: a ceiling).
+    channel_limit: Mapped[int] = mapped_column(SmallInteger, default=30, server_default="30")
+    agentless_action: Mapped[str] = mapped_column(
+        String(16), default="message", server_default="message"
+    )
+    #: The sound an agentless campaign plays to a live person (agentless_action message).
+    agentless_message: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    #: The IVR whose survey an agentless survey campaign runs (agentless_action survey).
+    survey_ivr: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    #: The information message's sound (it names the seller); the seller's number is said
+    #: after it. Empty: the default prompt.
+    abandon_message: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    #: First start: the campaign's life, and its 30-day periods, count from here.
+    started_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         CheckConstraint(
             "mode IN ('preview','progressive','predictive','agentless')", name="mode_known"
         ),
+        CheckConstraint("state IN ('stopped','running','paused')", name="state_known"),
+        CheckConstraint("ring_seconds BETWEEN 15 AND 120", name="ring_seconds_range"),
+        CheckConstraint("channel_limit BETWEEN 1 AND 1000", name="channel_limit_range"),
+        CheckConstraint("agentless_action IN ('message','survey')", name="agentless_action_known"),
         CheckConstraint("mode = 'agentless' OR queue IS NOT NULL", name="queue_for_agents"),
         CheckConstraint("machine_action IN ('hangup','message')", name="machine_action_known"),
         CheckConstraint("abandon_cap > 0 AND abandon_cap <= 0.03", name="abandon_cap_legal"),
@@ -99,10 +156,25 @@ class Contact(Base):
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(16), default="new")
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    #: Not before this time (a retry's delay); None: as soon as the window allows.
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    #: The outcome of the latest attempt ("" before the first).
+    last_outcome: Mapped[str] = mapped_column(String(16), default="", server_default="")
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
         UniqueConstraint("campaign_id", "phone"),
+        Index("ix_contacts_due", "campaign_id", "status", "next_attempt_at"),
+        # The claim's order (priority, then due time, then id) among due contacts: an
+        # ordered scan that stops after n rows (7-12 ms at a million contacts, not 0.7 s).
+        Index(
+            "ix_contacts_next",
+            "campaign_id",
+            text("priority DESC"),
+            text("next_attempt_at NULLS FIRST"),
+            "id",
+            postgresql_where=text("status IN ('new','retry')"),
+        ),
         CheckConstraint("attempts >= 0", name="attempts_positive"),
     )
 
@@ -115,3 +187,78 @@ class DoNotCall(Base):
     phone: Mapped[str] = mapped_column(String(20), primary_key=True)
     source: Mapped[str] = mapped_column(String(200), default="")
     added_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+
+
+class CampaignAttempt(Base):
+    """One dial (or one decision not to dial): the proof kept for a regulator.
+
+    Written before the originate (``phase`` dialling, ``channel_id`` the ChannelId given to
+    Asterisk, so every event of the call is found and a restart neither loses nor repeats
+    it), then completed from AMI events. ``day`` is the site-local date of the dial and
+    ``period`` the campaign's 30-day period (1 from its first start). The 2-second rule is
+    read off ``human_at`` (AMD's HUMAN verdict, which comes ``after_greeting_silence`` =
+    0.8 s after the greeting ends; the answer without AMD) and ``agent_at``.
+    """
+
+    __tablename__ = "campaign_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    phone: Mapped[str] = mapped_column(String(20))
+    attempt_no: Mapped[int] = mapped_column(SmallInteger)
+    mode: Mapped[str] = mapped_column(String(16))
+    #: How the pacer chose to dial it: progressive | predictive | preview | agentless.
+    paced: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    dialer: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    node: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    channel_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    caller_id: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    phase: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column()
+    originated_at: Mapped[dt.datetime | None] = mapped_column()
+    answered_at: Mapped[dt.datetime | None] = mapped_column()
+    amd_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    amd_cause: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    human_at: Mapped[dt.datetime | None] = mapped_column()
+    queued_at: Mapped[dt.datetime | None] = mapped_column()
+    agent: Mapped[str | None] = mapped_column(String(80))
+    agent_at: Mapped[dt.datetime | None] = mapped_column()
+    message: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    message_started_at: Mapped[dt.datetime | None] = mapped_column()
+    message_ended_at: Mapped[dt.datetime | None] = mapped_column()
+    ended_at: Mapped[dt.datetime | None] = mapped_column()
+    hangup_cause: Mapped[int | None] = mapped_column(SmallInteger)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    #: Why it was skipped, or what else the record must say (one line).
+    reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    day: Mapped[dt.date] = mapped_column(Date)
+    period: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+
+    __table_args__ = (
+        Index("ix_campaign_attempts_campaign_day", "campaign_id", "day"),
+        Index(
+            "ix_campaign_attempts_open",
+            "campaign_id",
+            postgresql_where=text("outcome IS NULL"),
+        ),
+        CheckConstraint(
+            "outcome IS NULL OR outcome IN ('connected','abandoned','hung_up','delivered',"
+            "'machine','machine_message','busy','no_answer','failed','skipped','lost')",
+            name="outcome_known",
+        ),
+    )
+
+
+class CampaignLease(Base):
+    """Which dialer process works a campaign: one at a time. A holder renews before
+    ``expires_at``; another may take the campaign only after it has passed."""
+
+    __tablename__ = "campaign_leases"
+
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[dt.datetime] = mapped_column()
+    expires_at: Mapped[dt.datetime] = mapped_column()

@@ -141,6 +141,7 @@ class Wallboard:
             "duration": fmt.duration,
             "since": fmt.since,
             "pct": fmt.pct,
+            "pct1": fmt.pct1,
             "level": fmt.level,
             "state_label": fmt.state_label,
         }

@@ -21,15 +21,19 @@ What is shown:
   its agents show the state ``unknown`` (no timer, no caller), and a queue's live figures
   are summed over the nodes that are up, the row marked ``unknown`` when all of its nodes
   are down (``down`` names them). The bridge's retained snapshots of a down node are the
-  last it knew, not the present.
+  last it knew, not the present;
+- every outbound campaign the dialer publishes a snapshot of (:func:`campaign_row`), none
+  when there is none; a campaign whose snapshot is deleted (an empty retained payload) goes.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from callcenter.campaigns.snapshot import CampaignFigures
 from callcenter.wallboard.live import AgentKey, LiveState
 from callcenter.wallboard.model import AgentLive
 from callcenter.wallboard.options import WallboardOptions
@@ -46,6 +50,42 @@ TOTAL_TITLE = "All queues"
 def agent_key(node: str, agent: str) -> str:
     """The key of an agent's row in the page and in URLs (``node/agent``)."""
     return f"{node}/{agent}"
+
+
+def rate_level(rate: float | None, target: float, cap: float) -> str:
+    """How an abandon rate reads against the campaign's limits: ``alert`` at or above the
+    cap (the law's limit is reached), ``warn`` above the target the pacer aims at, ``ok``
+    at or below it, ``""`` with no rate yet (nobody answered)."""
+    if rate is None:
+        return ""
+    if rate >= cap:
+        return "alert"
+    return "warn" if rate > target else "ok"
+
+
+def campaign_row(f: CampaignFigures) -> Row:
+    """A campaign's tile: the snapshot's figures, flattened, with the levels of its abandon
+    rates and the budget as boards show it (whole abandons still allowed, never below 0)."""
+    window, life = f.window.rate, f.life.rate
+    return {
+        "campaign": f.campaign, "title": f.campaign, "mode": f.mode, "state": f.state,
+        "queue": f.queue or "", "paced": f.paced, "reason": f.reason,
+        "dialling": f.dialling, "ringing": f.ringing, "waiting": f.waiting,
+        "connected": f.connected, "messages": f.messages,
+        "agents_logged_in": f.agents.logged_in, "agents_free": f.agents.free,
+        "agents_busy": f.agents.busy, "agents_wrap_up": f.agents.wrap_up,
+        "agents_paused": f.agents.paused,
+        "attempts_today": f.today.attempts, "live_today": f.today.live,
+        "connected_today": f.today.connected, "abandoned_today": f.today.abandoned,
+        "window_days": f.window.days, "window_live": f.window.live,
+        "window_abandoned": f.window.abandoned, "window_rate": window,
+        "window_level": rate_level(window, f.target, f.cap),
+        "life_live": f.life.live, "life_abandoned": f.life.abandoned, "life_rate": life,
+        "life_level": rate_level(life, f.target, f.cap),
+        "cap": f.cap, "target": f.target,
+        "budget_left": max(0, math.floor(f.budget_left)),
+        "contacts_left": f.contacts_left, "dialer": f.dialer, "at": f.at,
+    }  # fmt: skip
 
 
 class Board:
@@ -233,6 +273,12 @@ class Board:
     def status(self) -> Row:
         return {"bridge_online": self.state.bridge_online, "feed": self.state.feed_connected}
 
+    def campaign_rows(self, names: Iterable[str] | None = None) -> list[Row]:
+        """The tiles of every campaign with a snapshot (of ``names`` only, when given)."""
+        held = self.state.campaigns
+        wanted = sorted(held if names is None else set(names) & set(held))
+        return [campaign_row(held[name]) for name in wanted]
+
     def queue_names(self) -> list[str]:
         kpi_queues = self.kpis().get("queues", {})
         live = {q for _, q in self.state.queues}
@@ -259,6 +305,7 @@ class Board:
             "nodes": self.node_rows(),
             "status": self.status(),
             "kpis": self.kpis(),
+            "campaigns": self.campaign_rows(),
         }
 
     def delta(self) -> Row | None:
@@ -295,6 +342,9 @@ class Board:
                 held = nodes | {a.node for a in live} | changed_on.get(name, set())
                 gone |= {agent_key(n, name) for n in held} - {r["key"] for r in mine}
             out["agents"], out["gone"] = rows, sorted(gone)
+        if changes.campaigns:
+            out["campaigns"] = self.campaign_rows(changes.campaigns)
+            out["gone_campaigns"] = sorted(changes.campaigns - set(self.state.campaigns))
         if changes.nodes or changes.status:
             out["nodes"] = self.node_rows()
             out["status"] = self.status()

@@ -36,6 +36,11 @@ def pct(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio * 100:.0f}%"
 
 
+def pct1(ratio: float | None) -> str:
+    """One decimal: an abandon rate against a 3% cap (2.96% is not "3%")."""
+    return "-" if ratio is None else f"{ratio * 100:.1f}%"
+
+
 def level(field: str, value: Any, options: WallboardOptions, now: float = 0.0) -> str:
     """``alert`` when the figure crossed its threshold, ``ok`` when the service level meets
     its target, else ``""``."""

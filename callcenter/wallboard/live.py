@@ -1,14 +1,16 @@
-"""The live state of queues, agents and nodes, kept from the bridge's MQTT topics.
+"""The live state of queues, agents and nodes, kept from the bridge's MQTT topics, and of
+outbound campaigns, kept from the dialer's.
 
 :class:`LiveState` is pure (no I/O): :meth:`LiveState.apply` takes one message and records
 what really changed in :attr:`LiveState.changes`, which the hub takes and clears when it
 pushes. :class:`MqttFeed` is the I/O: one aiomqtt client that subscribes to the bridge's
 topics, reconnects with backoff, and calls ``notify`` after a message that changed something.
 
-Retained topics (queues, agents, node status, bridge status) are the state: a new subscriber
-gets all of them at once. An empty retained payload deletes the topic, and its record. Call
-messages are not retained: the wallboard keeps open calls only to show the caller on the line
-of the agent who took the call, and forgets calls once closed (or when too many are open).
+Retained topics (queues, agents, node status, bridge status, campaigns) are the state: a new
+subscriber gets all of them at once. An empty retained payload deletes the topic, and its
+record. Call messages are not retained: the wallboard keeps open calls only to show the
+caller on the line of the agent who took the call, and forgets calls once closed (or when too
+many are open).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 import aiomqtt
 
 from callcenter.ami.connection import Backoff
+from callcenter.campaigns.snapshot import CampaignFigures
 from callcenter.config import MqttSettings
 from callcenter.wallboard import model
 from callcenter.wallboard.model import AgentLive, CallLive, NodeLive, PayloadError, QueueLive
@@ -46,9 +49,11 @@ class Changes:
     nodes: set[str] = field(default_factory=set)
     status: bool = False  # the bridge's or our own MQTT connection state
     calls: bool = False  # a call moved on: the day's figures may have changed
+    campaigns: set[str] = field(default_factory=set)  # by campaign name
 
     def __bool__(self) -> bool:
-        return bool(self.queues or self.agents or self.nodes or self.status or self.calls)
+        return bool(self.queues or self.agents or self.nodes or self.status or self.calls
+                    or self.campaigns)  # fmt: skip
 
 
 class LiveState:
@@ -60,6 +65,7 @@ class LiveState:
         self.agents: dict[AgentKey, AgentLive] = {}
         self.nodes: dict[str, NodeLive] = {}
         self.calls: dict[tuple[str, str], CallLive] = {}
+        self.campaigns: dict[str, CampaignFigures] = {}
         self.bridge_online: bool | None = None
         self.feed_connected = False
         self.changes = Changes()
@@ -99,6 +105,11 @@ class LiveState:
             self.rejected += 1
             log.debug("wallboard: ignored message on %s: %s", topic, exc)
             return
+        if isinstance(record, CampaignFigures) and topic.rsplit("/", 1)[-1] != record.campaign:
+            # Its delete (an empty payload on its own topic) would never reach the record.
+            self.rejected += 1
+            log.debug("wallboard: campaign %s published on %s", record.campaign, topic)
+            return
         if not isinstance(record, CallLive):
             self._topics[topic] = record
         self._store(record)
@@ -130,6 +141,10 @@ class LiveState:
                 if self.bridge_online != record.online:
                     self.bridge_online = record.online
                     self.changes.status = True
+            case CampaignFigures():
+                if self.campaigns.get(record.campaign) != record:
+                    self.campaigns[record.campaign] = record
+                    self.changes.campaigns.add(record.campaign)
 
     def _call(self, call: CallLive) -> None:
         key = (call.node, call.uniqueid)
@@ -161,18 +176,24 @@ class LiveState:
             case model.BridgeLive():
                 self.bridge_online = None
                 self.changes.status = True
+            case CampaignFigures():
+                if self.campaigns.pop(record.campaign, None) is not None:
+                    self.changes.campaigns.add(record.campaign)
             case _:
                 pass
 
 
 def topic_filters(prefix: str) -> list[tuple[str, int]]:
-    """What the wallboard subscribes to: the bridge's topics, nothing else under the prefix
-    (``<prefix>/bridge/status`` matches ``<prefix>/+/status``)."""
+    """What the wallboard subscribes to: the bridge's topics and the dialer's campaign
+    snapshots, nothing else under the prefix (``<prefix>/bridge/status`` matches
+    ``<prefix>/+/status``). Where filters overlap (a node named ``campaigns``, a campaign
+    named ``status``) the payload's ``type`` says what a message is."""
     return [
         (f"{prefix}/+/queues/+", 1),
         (f"{prefix}/+/agents/+", 1),
         (f"{prefix}/+/calls/+", 0),
         (f"{prefix}/+/status", 1),
+        (f"{prefix}/campaigns/+", 1),
     ]
 
 

@@ -4,6 +4,10 @@ Each parser takes the decoded JSON object of one message (``"v": 1`` and a ``"ty
 :mod:`callcenter.bridge.publisher`) and returns a record, or raises :class:`PayloadError`
 saying what is wrong. Fields the wallboard does not use are ignored, so the bridge may add
 fields without breaking it; a missing or mistyped field it uses is an error.
+
+Campaign snapshots (``"type": "campaign"``, published by the dialer) are read by
+:mod:`callcenter.campaigns.snapshot`, the module that writes them: their record is its
+:class:`~callcenter.campaigns.snapshot.CampaignFigures`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from callcenter.campaigns.snapshot import CampaignFigures, CampaignPayloadError, figures_of
 
 VERSION = 1
 
@@ -78,7 +84,7 @@ class BridgeLive:
     online: bool
 
 
-Record = QueueLive | AgentLive | NodeLive | CallLive | BridgeLive
+Record = QueueLive | AgentLive | NodeLive | CallLive | BridgeLive | CampaignFigures
 
 
 def _get(p: Mapping[str, Any], key: str, kind: type | tuple[type, ...], optional: bool) -> Any:
@@ -154,12 +160,20 @@ def _bridge(p: Mapping[str, Any]) -> BridgeLive:
     return BridgeLive(online=bool(_get(p, "online", bool, False)))
 
 
+def _campaign(p: Mapping[str, Any]) -> CampaignFigures:
+    try:
+        return figures_of(p)
+    except CampaignPayloadError as exc:
+        raise PayloadError(str(exc)) from exc
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any]], Record]] = {
     "queue": _queue,
     "agent": _agent,
     "node": _node,
     "call": _call,
     "bridge": _bridge,
+    "campaign": _campaign,
 }
 
 

@@ -74,6 +74,33 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"bridge_online": {"type": ["boolean", "null"]},
                        "feed": {"type": "boolean"}},
     },
+    "CampaignRow": {
+        "type": "object",
+        "description": "An outbound campaign, from the dialer's snapshot (docs/events.md, "
+        "`campaign`): the calls in flight now, the campaign queue's agents, today's attempts "
+        "and live answers, the abandon rate over the rolling window (`window_days`) and the "
+        "life against the cap (`*_level`: `alert` at or above the cap, `warn` above the "
+        "target, `ok` at or below it, empty with no live answer yet), the abandons still "
+        "allowed (`budget_left`, never below 0) and the contacts left. `at`: when the dialer "
+        "published it.",
+        "properties": {
+            "campaign": STR, "title": STR,
+            "mode": {"enum": ["preview", "progressive", "predictive", "agentless"]},
+            "state": {"enum": ["stopped", "running", "paused"]}, "queue": STR,
+            "paced": {"enum": ["progressive", "predictive", "preview", "agentless", "idle"]},
+            "reason": STR, "dialling": INT, "ringing": INT, "waiting": INT, "connected": INT,
+            "messages": INT, "agents_logged_in": INT, "agents_free": INT, "agents_busy": INT,
+            "agents_wrap_up": INT, "agents_paused": INT, "attempts_today": INT,
+            "live_today": INT, "connected_today": INT, "abandoned_today": INT,
+            "window_days": INT, "window_live": INT, "window_abandoned": INT,
+            "window_rate": RATIO, "window_level": {"enum": ["", "ok", "warn", "alert"]},
+            "life_live": INT, "life_abandoned": INT, "life_rate": RATIO,
+            "life_level": {"enum": ["", "ok", "warn", "alert"]},
+            "cap": {"type": "number"}, "target": {"type": "number"}, "budget_left": INT,
+            "contacts_left": INT, "dialer": STR, "at": {"type": "number"},
+        },
+        "required": ["campaign", "state", "window_rate", "cap", "budget_left"],
+    },
     "Kpis": {
         "type": "object",
         "description": "Today's figures from the call log, from midnight in the site's time "
@@ -98,6 +125,7 @@ SCHEMAS: dict[str, Any] = {
             "agents": {"type": "array", "items": _ref("AgentRow")},
             "nodes": {"type": "array", "items": _ref("NodeRow")},
             "status": _ref("Status"), "kpis": _ref("Kpis"),
+            "campaigns": {"type": "array", "items": _ref("CampaignRow")},
         },
     },
     "Slot": {

@@ -180,7 +180,7 @@ async def board(request: web.Request) -> web.Response:
         "now": snapshot["now"], "queues": merged_queues(snapshot), "agents": agent_rows(snapshot),
         "total": snapshot["total"],
         "nodes": snapshot["nodes"], "status": snapshot["status"], "kpis": snapshot["kpis"],
-        "thresholds": json.dumps(snapshot["thresholds"]),
+        "campaigns": snapshot["campaigns"], "thresholds": json.dumps(snapshot["thresholds"]),
     })  # fmt: skip
 
 

@@ -10,6 +10,8 @@
   var limits = JSON.parse(meta("thresholds") || "{}");
   var offset = parseFloat(meta("server-now")) - Date.now() / 1000; // server clock - ours
   var queues = {}, queueKpis = {}, agents = {}, agentKpis = {}, nodes = [];
+  // By name; no prototype, so that a campaign named "constructor" is not there already.
+  var campaigns = Object.create(null);
   var status = { feed: true, bridge_online: null }, kpiError = null;
   var labels = { available: "Available", ringing: "Ringing", on_call: "On call",
     wrap_up: "Wrap-up", paused: "Paused", unavailable: "Unavailable", logged_out: "Logged out",
@@ -23,6 +25,7 @@
     return h ? h + ":" + pad(m) + ":" + pad(sec) : m + ":" + pad(sec);
   }
   function pct(r) { return r === null || r === undefined ? "-" : Math.round(r * 100) + "%"; }
+  function pct1(r) { return r === null || r === undefined ? "-" : (r * 100).toFixed(1) + "%"; }
   function level(field, v) {
     if (v === null || v === undefined || v === "") return "";
     if (field === "waiting") return v >= limits.waiting_alert ? "alert" : "";
@@ -49,6 +52,7 @@
     delete el.dataset.unknown;
     if (f === "int") text = String(v === undefined || v === null ? 0 : v);
     else if (f === "pct") text = pct(v);
+    else if (f === "pct1") text = pct1(v);
     else if (f === "dur") text = duration(v);
     else if (f === "sec") text = v === undefined || v === null ? "" : v + " s";
     else if (f === "state") text = labels[v] || v || "";
@@ -121,6 +125,31 @@
   function renderTotal(row) {
     var box = document.getElementById("queue-total");
     if (box && box.firstElementChild) fillQueue(box.firstElementChild, row);
+  }
+  // Campaigns (the dialer's snapshots): levels come with the row (board.py's rate_level).
+  var LEVELS = ["alert", "warn", "ok"];
+  function renderCampaign(name) {
+    var row = campaigns[name];
+    upsert("campaigns", "campaign-tpl", name, name, function (el) {
+      el.className = el.className.replace(/\bstate-\S*/g, "").trim() + " state-" + row.state;
+      fill(el, row);
+      el.querySelectorAll("[data-lv]").forEach(function (f) {
+        var lv = row[f.dataset.lv] || "";
+        LEVELS.forEach(function (name) { f.classList.toggle(name, lv === name); });
+      });
+    });
+  }
+  function removeCampaign(name) {
+    delete campaigns[name];
+    var box = document.getElementById("campaigns");
+    if (!box) return;
+    Array.prototype.slice.call(box.children).forEach(function (el) {
+      if (el.dataset.key === name) box.removeChild(el);
+    });
+  }
+  function showCampaigns() {
+    var section = document.getElementById("campaign-box");
+    if (section) section.hidden = Object.keys(campaigns).length === 0;
   }
   function agentSort(a) { return a.agent.toLowerCase() + " " + a.node; }
   function renderAgent(key) {
@@ -207,6 +236,14 @@
     if (box) Array.prototype.slice.call(box.children).forEach(function (el) {
       if (!keep[el.dataset.key]) box.removeChild(el);
     });
+    campaigns = Object.create(null);
+    (data.campaigns || []).forEach(function (c) { campaigns[c.campaign] = c; });
+    var cbox = document.getElementById("campaigns");
+    if (cbox) Array.prototype.slice.call(cbox.children).forEach(function (el) {
+      if (!(el.dataset.key in campaigns)) cbox.removeChild(el);
+    });
+    Object.keys(campaigns).forEach(renderCampaign);
+    showCampaigns();
     status = data.status;
     renderNodes(data.nodes);
     takeKpis(data.kpis);
@@ -219,6 +256,12 @@
     (data.agents || []).forEach(function (a) { agents[a.key] = a; renderAgent(a.key); });
     (data.gone || []).forEach(removeAgent);
     (data.gone_queues || []).forEach(removeQueue);
+    (data.campaigns || []).forEach(function (c) {
+      campaigns[c.campaign] = c;
+      renderCampaign(c.campaign);
+    });
+    (data.gone_campaigns || []).forEach(removeCampaign);
+    if (data.campaigns || data.gone_campaigns) showCampaigns();
     if (data.nodes) renderNodes(data.nodes);
     if (data.status) status = data.status;
     if (data.kpis) takeKpis(data.kpis);
