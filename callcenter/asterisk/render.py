@@ -130,6 +130,7 @@ LOADED_MODULES: Mapping[str, str] = {
     "res_pjsip_dtmf_info.so": "phones that send DTMF as SIP INFO",
     "res_pjsip_endpoint_identifier_ip.so": "trunks identified by address",
     "res_pjsip_endpoint_identifier_user.so": "phones identified by user name",
+    "res_pjsip_header_funcs.so": "PJSIP_HEADER(): the dialer's auto-answer headers to agents",
     "res_pjsip_logger.so": "`pjsip set logger on` when debugging",
     "res_pjsip_nat.so": "rewrite_contact / force_rport for phones behind NAT",
     "res_pjsip_outbound_authenticator_digest.so": "authentication towards trunks",

@@ -348,9 +348,11 @@ class Phones:
         *,
         ring_ms: int | None = None,
         talk_ms: int | None = None,
+        trace: bool = False,
     ) -> Sipp:
         """Register ``extension`` with the agent's secret, then run ``agent-<behaviour>.xml``
-        on the same port (answers qualify OPTIONS with -aa)."""
+        on the same port (answers qualify OPTIONS with -aa). ``trace``: SIPp writes every SIP
+        message it sends and receives to ``<tmp>/sipp-<extension>-messages.log``."""
         port = free_port(udp_too=True)
         target = f"127.0.0.1:{self.pbx.sip_port}"
         reg = self._start(
@@ -362,8 +364,10 @@ class Phones:
         rc = await _wait_exit(reg.proc, 15)
         assert rc == 0, f"{extension} did not register (rc {rc}):\n{reg.text()[-2000:]}"
         xml = scenario(self.tmp, f"agent-{behaviour}", ring_ms=ring_ms, talk_ms=talk_ms)
+        messages = self.tmp / f"sipp-{extension}-messages.log"
+        more = ["-trace_msg", "-message_file", str(messages)] if trace else []
         return self._start(
-            ["-sf", str(xml), "-p", str(port), "-aa", "-m", "100", target],
+            ["-sf", str(xml), "-p", str(port), "-aa", "-m", "100", *more, target],
             f"{extension}-uas",
         )
 
