@@ -153,6 +153,10 @@ class WallboardSettings:
     tv_session_days: float = 400.0  # browsers cap cookies at 400 days
     login_attempts: int = 5  # failures per login_window, per address and per name
     login_window: float = 300.0
+    # The reasons an agent picks from on the agent's desktop when pausing.
+    pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "coaching")
+    # The campaign the agent's desktop books callbacks into (create it: campaigns add).
+    callback_campaign: str = "callbacks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +252,27 @@ class DialerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhooksSettings:
+    """The webhook delivery worker (``callcenter webhooks run``, also inside ``callcenter run``)."""
+
+    # Seconds one POST may take (connect, send, answer) before it counts as failed.
+    timeout: float = 10.0
+    # Seconds between looks at the outbox when nothing is due.
+    poll_interval: float = 1.0
+    # Rows claimed at a time, and POSTs at once to one receiver.
+    batch: int = 100
+    concurrency: int = 4
+    # Retries: exponential from backoff_base seconds, doubling, capped at backoff_cap, with
+    # jitter (each wait is drawn between half and all of that).
+    backoff_base: float = 10.0
+    backoff_cap: float = 600.0
+    # An event not delivered this many hours after it happened is given up (status dead).
+    max_age_hours: float = 72.0
+    # Delivered and dead rows, and their delivery log, are deleted after this many days.
+    keep_days: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     nodes: tuple[NodeSettings, ...] = (NodeSettings(name="local"),)
     database: DatabaseSettings = DatabaseSettings()
@@ -259,6 +284,7 @@ class Settings:
     asterisk: AsteriskSettings = AsteriskSettings()
     bridge: BridgeSettings = BridgeSettings()
     dialer: DialerSettings = DialerSettings()
+    webhooks: WebhooksSettings = WebhooksSettings()
     trunks: tuple[TrunkSettings, ...] = ()
     # The [ivr.<name>] tables, raw: callcenter.agi.ivr.load_ivrs checks them (with the sounds).
     ivr: dict[str, Any] = field(default_factory=dict)
@@ -288,6 +314,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "asterisk": AsteriskSettings,
     "bridge": BridgeSettings,
     "dialer": DialerSettings,
+    "webhooks": WebhooksSettings,
 }
 
 
@@ -531,6 +558,18 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
         )
     if s.dialer.node and s.dialer.node not in {n.name for n in s.nodes}:
         raise ConfigError(f"{where('dialer.node')}: dialer.node names no [nodes.*]")
+    wh = s.webhooks
+    for key in ("timeout", "poll_interval", "batch", "concurrency", "backoff_base",
+                "backoff_cap", "max_age_hours", "keep_days"):  # fmt: skip
+        _positive(getattr(wh, key), f"webhooks.{key}", where)
+    if wh.backoff_cap < wh.backoff_base:
+        raise ConfigError(
+            f"{where('webhooks.backoff_cap')}: webhooks.backoff_cap must be at least backoff_base"
+        )
+    if wh.keep_days * 24 < wh.max_age_hours:
+        raise ConfigError(
+            f"{where('webhooks.keep_days')}: webhooks.keep_days must cover max_age_hours"
+        )
     if not s.asterisk.rtp_start < s.asterisk.rtp_end:
         raise ConfigError(f"{where('asterisk.rtp_start')}: asterisk.rtp_start must be < rtp_end")
     if s.asterisk.rtp_start % 2:
@@ -673,6 +712,8 @@ session_hours = 12.0
 tv_session_days = 400.0  # read-only TV screens stay logged in this long
 login_attempts = 5       # failed logins per login_window, per address and per name
 login_window = 300.0
+pause_reasons = ["break", "lunch", "training", "meeting", "coaching"]   # the agent's desktop
+callback_campaign = "callbacks"   # where the agent's desktop books callbacks (a campaign)
 
 [reporting]
 # Abandons shorter than this many seconds are left out of offered, abandoned and SL.
@@ -694,6 +735,17 @@ strip_plus = false       # dial 15551230000 instead of +15551230000
 tick = 1.0               # seconds between pacing decisions
 lease_seconds = 15.0     # a campaign whose dialer stops renewing is free after this
 name = ""                # this dialer in leases and attempt records; empty: host:pid
+
+[webhooks]
+# Delivery of events to the CRM (`callcenter webhooks add URL --events ...`).
+timeout = 10.0           # seconds one POST may take
+poll_interval = 1.0      # seconds between looks at the outbox when nothing is due
+batch = 100              # rows claimed at a time
+concurrency = 4          # POSTs at once to one receiver
+backoff_base = 10.0      # first retry after 5-10 s, then doubling...
+backoff_cap = 600.0      # ...up to 5-10 minutes between tries
+max_age_hours = 72.0     # an event not delivered by then is given up (dead)
+keep_days = 30.0         # delivered and dead rows and their log are deleted after this
 
 [asterisk]
 # The private Asterisk that `callcenter asterisk run` starts.

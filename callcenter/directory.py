@@ -220,6 +220,7 @@ QUEUE_FLAGS = (
     "announce_position",
     "announce_holdtime",
     "autopause",
+    "disposition_required",
 )
 
 

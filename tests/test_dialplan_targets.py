@@ -39,6 +39,7 @@ ENTRY_CONTEXTS = {
     "outbound-agentless",
     "outbound-preview",
     "queue-callback",
+    "queue-transfer",
 }
 #: Variables Queue() may take its queue from; each must be checked with QUEUE_EXISTS first.
 QUEUE_VARIABLES = {"QUEUE", "CALLBACK_QUEUE", "CAMPAIGN_QUEUE"}

@@ -36,6 +36,18 @@ TABLES = {
     "campaigns",
     "contacts",
     "do_not_call",
+    "customers",
+    "customer_phones",
+    "disposition_codes",
+    "call_dispositions",
+    "case_categories",
+    "cases",
+    "case_events",
+    "api_tokens",
+    "webhooks",
+    "webhook_events",
+    "webhook_outbox",
+    "webhook_delivery_log",
 }
 
 

@@ -54,9 +54,9 @@ def test_readme_cites_no_path_outside_the_repository() -> None:
     wrong = []
     for cited in sorted(_cited_paths(README)):
         if cited.startswith("/"):
-            # Web paths of the wallboard (/board, /api/...) are URLs, not files.
+            # Web paths of the web app (/board, /agent, /api/...) are URLs, not files.
             if cited not in allowed_outside and not re.match(
-                r"^/(api|board|tv|events|history|metrics)", cited
+                r"^/(api|board|tv|events|history|metrics|agent)", cited
             ):
                 wrong.append(cited)
             continue

@@ -394,7 +394,8 @@ async def test_every_read_answers_as_the_openapi_document_says(
         await login(client)
         doc = await (await client.get("/api/openapi.json")).json()
         for path, spec in doc["paths"].items():
-            if "get" not in spec or path == "/api/openapi.json":
+            # Paths with {parameters} are checked with real ids in tests/test_crm_api.py.
+            if "get" not in spec or path == "/api/openapi.json" or "{" in path:
                 continue
             resp = await client.get(path)
             assert resp.status == 200, path

@@ -838,7 +838,9 @@ def _track_of(a: CampaignAttempt, c: Campaign) -> tracker.Track:
         message_kind=_message_kind(a, c),
         message_started_at=_epoch(a.message_started_at),
         message_ended_at=_epoch(a.message_ended_at),
-        originate_response="restored",
+        dial_status=a.dial_status or "",
+        originate_reason=a.originate_reason,
+        originate_response="Failure" if a.originate_reason is not None else "restored",
     )
 
 

@@ -47,6 +47,7 @@ from callcenter.db.models_campaigns import (
     Contact,
     DoNotCall,
 )
+from callcenter.webhooks import outbox
 
 #: Outcomes where a live person answered (agent modes and agentless alike).
 LIVE_OUTCOMES = ("connected", "abandoned", "hung_up", "delivered")
@@ -222,8 +223,20 @@ def dnc_blocked(session: Session, phones: Sequence[str]) -> set[str]:
 
 
 def _due(
-    session: Session, campaign: Campaign, n: int, now: dt.datetime, zones: Sequence[str]
+    session: Session,
+    campaign: Campaign,
+    n: int,
+    now: dt.datetime,
+    zones: Sequence[str],
+    agent: str | None = None,
 ) -> list[Contact]:
+    """Due contacts in claim order. A callback an agent booked for themselves (the contact's
+    ``callback_for`` field, :mod:`callcenter.campaigns.callbacks`) goes to that agent's
+    preview only; ``agent`` None (the dialer's own claims) passes such contacts over."""
+    reserved = Contact.fields["callback_for"].astext
+    mine = reserved.is_(None) | (reserved == "")
+    if agent is not None:
+        mine = mine | (reserved == agent)
     query = (
         select(Contact)
         .where(
@@ -232,6 +245,7 @@ def _due(
             (Contact.next_attempt_at.is_(None)) | (Contact.next_attempt_at <= now),
             Contact.attempts < campaign.max_attempts,
             Contact.timezone.in_(zones),
+            mine,
         )
         .order_by(Contact.priority.desc(), Contact.next_attempt_at.asc().nulls_first(), Contact.id)
         .limit(n)
@@ -450,6 +464,14 @@ def finish(
         contact.next_attempt_at = state.next_attempt_at
         contact.last_outcome = state.last_outcome
     session.flush()
+    # The CRM's webhook, in this transaction: the attempt's end and its event commit together.
+    outbox.enqueue(
+        session,
+        "campaign.attempt",
+        outbox.attempt_event(attempt),
+        key=outbox.attempt_key(attempt),
+        at=at,
+    )
     return True
 
 
@@ -525,7 +547,7 @@ def preview_take(
     day, period = _day_period(campaign, now, site_tz)
     common = {"paced": "preview", "dialer": dialer, "caller_id": campaign.caller_id}
     while True:
-        contacts = _due(session, campaign, 1, now, zones_now)
+        contacts = _due(session, campaign, 1, now, zones_now, agent)
         if not contacts:
             return None
         contact = contacts[0]

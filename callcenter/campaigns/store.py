@@ -353,11 +353,8 @@ def dial_problems(
             problems.append("an agentless campaign that plays a message needs --agentless-message")
         if campaign.agentless_action == "survey" and not campaign.survey_ivr:
             problems.append("an agentless survey campaign needs --survey-ivr")
-    has_contacts = session.scalar(
-        select(Contact.id).where(Contact.campaign_id == campaign.id).limit(1)
-    )
-    if has_contacts is None:
-        problems.append("it has no contacts (callcenter contacts import FILE --campaign NAME)")
+    # No contacts yet is no reason: a campaign fed later (the agents' callbacks, a list
+    # imported while it runs) dials as soon as it has some.
     return problems
 
 

@@ -158,9 +158,10 @@ def step(track: Track, event: ev.Event) -> tuple[Track, list[Change]]:
     if isinstance(event, ev.DialEnd):
         if event.uniqueid == cid and track.preview:
             return _customer_leg(track, event)
-        if event.dest_uniqueid != cid:
+        if event.dest_uniqueid != cid or event.dial_status == track.dial_status:
             return track, []
-        return replace(track, dial_status=event.dial_status), []
+        t = replace(track, dial_status=event.dial_status)
+        return t, [AttemptUpdate(cid, {"dial_status": event.dial_status[:16]})]
     if isinstance(event, ev.UserEvent):
         if is_other:
             return track, []
@@ -197,7 +198,7 @@ def _originate_response(track: Track, event: ev.OriginateResponse) -> tuple[Trac
     if not t.seen_channel or t.ended_at is not None:
         # No channel was ever made (no such endpoint), or its Hangup came first (a PJSIP 486).
         return _end(replace(t, ended_at=t.ended_at or event.time))
-    return t, []
+    return t, [AttemptUpdate(t.channel_id, {"originate_reason": event.reason})]
 
 
 def _user_event(track: Track, event: ev.UserEvent) -> tuple[Track, list[Change]]:

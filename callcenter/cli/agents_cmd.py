@@ -146,6 +146,23 @@ def update(
         click.echo(f"agent {name} updated")
 
 
+@agents.command("password")
+@click.argument("name")
+@click.option("--password", help="The password (at least 10 characters); asked for if not given.")
+@click.pass_context
+@handle_errors
+def password(ctx: click.Context, name: str, password: str | None) -> None:
+    """Set the password agent NAME logs in to the agent's desktop (/agent) with. Prefer the
+    prompt to --password (it stays out of shell history)."""
+    from callcenter.wallboard import accounts
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with app(ctx).session() as s:
+        accounts.set_agent_password(s, name, password)
+    click.echo(f"agent {name} can now log in at /agent")
+
+
 @agents.command("phone")
 @click.argument("name")
 @json_option

@@ -12,6 +12,7 @@ from callcenter.cli.calls_cmd import calls
 from callcenter.cli.campaigns_cmd import campaigns, contacts, dnc
 from callcenter.cli.config_cmd import config_group
 from callcenter.cli.context import AppContext
+from callcenter.cli.crm_cmd import cases, customers, dispositions
 from callcenter.cli.db_cmd import db_group
 from callcenter.cli.doctor_cmd import doctor
 from callcenter.cli.queues_cmd import queues
@@ -19,6 +20,7 @@ from callcenter.cli.report_cmd import report
 from callcenter.cli.services_cmd import ami, dialer, run
 from callcenter.cli.simulate_cmd import simulate
 from callcenter.cli.wallboard_cmd import users, wallboard
+from callcenter.cli.webhooks_cmd import tokens_group, webhooks_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,7 +63,12 @@ for command in (
     campaigns,
     contacts,
     dnc,
+    customers,
+    dispositions,
+    cases,
     dialer,
+    tokens_group,
+    webhooks_group,
     run,
 ):
     cli.add_command(command)

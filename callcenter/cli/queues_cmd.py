@@ -37,6 +37,11 @@ _FLAG_OPTIONS = [
     ("announce-position", "announce_position", "Tell callers their position."),
     ("announce-holdtime", "announce_holdtime", "Tell callers the expected wait."),
     ("autopause", "autopause", "Pause agents who miss calls."),
+    (
+        "disposition-required",
+        "disposition_required",
+        "Keep an agent paused after a call until its disposition is saved (agent's desktop).",
+    ),
 ]
 
 

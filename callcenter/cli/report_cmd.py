@@ -6,6 +6,7 @@ import click
 
 from callcenter import directory, reports, timespec
 from callcenter.cli.context import app, handle_errors, json_option, print_json, print_table
+from callcenter.cli.crm_cmd import report_crm
 
 
 def _pct(value: float | None) -> str | None:
@@ -17,6 +18,19 @@ def _pct(value: float | None) -> str | None:
 @click.option("--until", help="End (default: now).")
 @click.option("--queue", help="Only this queue.")
 @click.option("--agent", help="Only this agent.")
+@click.option(
+    "--crm",
+    is_flag=True,
+    help="The CRM figures instead: first-contact resolution, repeat callers, dispositions, "
+    "undocumented calls, open cases by age, time to resolution.",
+)
+@click.option(
+    "--repeat-days",
+    type=click.IntRange(1, 365),
+    default=7,
+    show_default=True,
+    help="With --crm: a call is a repeat when its number called the queue within these days.",
+)
 @json_option
 @click.pass_context
 @handle_errors
@@ -26,12 +40,20 @@ def report(
     until: str | None,
     queue: str | None,
     agent: str | None,
+    crm: bool,
+    repeat_days: int,
     as_json: bool,
 ) -> None:
     """Per queue: offered, answered, abandoned, timed out, SL, ASA, AHT, abandon rate,
-    longest wait. Per agent: calls, talk, pause time by reason, occupancy."""
+    longest wait. Per agent: calls, talk, pause time by reason, occupancy. With --crm: the
+    figures of the agents' documentation and the cases."""
     a = app(ctx)
     start, end = timespec.interval(since, until, a.settings.site.tz)
+    if crm:
+        report_crm(
+            a, start, end, queue=queue, agent=agent, repeat_days=repeat_days, as_json=as_json
+        )
+        return
     with a.session() as s:
         # A name nobody knows is a typo, not an empty report: say so, as `queues show` does.
         if queue:

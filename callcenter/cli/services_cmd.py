@@ -56,12 +56,13 @@ def run(ctx: click.Context, log_level: str) -> None:
     """Run the call center until SIGTERM or Ctrl-C: a private Asterisk (when [nodes.local]
     is on this machine and Asterisk is installed; otherwise it says why not; restarted, with
     a growing pause, whenever it exits), then the AMI bridge, the IVR's FastAGI server, the
-    supervisors' wallboard and the outbound dialer."""
+    supervisors' wallboard and the outbound dialer; and the webhooks' delivery worker."""
     from callcenter.agi.app import AgiService
     from callcenter.asterisk.child import run_private_asterisk
     from callcenter.bridge.app import Bridge
     from callcenter.campaigns.dialer import Dialer
     from callcenter.wallboard.app import Wallboard
+    from callcenter.webhooks.delivery import DeliveryWorker
 
     settings = app(ctx).settings
     service.setup_logging(log_level)
@@ -76,6 +77,7 @@ def run(ctx: click.Context, log_level: str) -> None:
 
         parts: list[service.Main] = [
             asterisk,
+            DeliveryWorker(settings).run,  # needs only the database: no wait for Asterisk
             *(
                 service.after(ready, part)
                 for part in (

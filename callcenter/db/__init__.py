@@ -4,6 +4,20 @@ Importing the package loads every model module, so ``Base.metadata`` (migrations
 always sees every table.
 """
 
-from callcenter.db import models, models_campaigns, models_ivr, models_wallboard
+from callcenter.db import (
+    models,
+    models_campaigns,
+    models_crm,
+    models_ivr,
+    models_wallboard,
+    models_webhooks,
+)
 
-__all__ = ["models", "models_campaigns", "models_ivr", "models_wallboard"]
+__all__ = [
+    "models",
+    "models_campaigns",
+    "models_crm",
+    "models_ivr",
+    "models_wallboard",
+    "models_webhooks",
+]

@@ -71,6 +71,8 @@ class Agent(Base):
     pin_hash: Mapped[str] = mapped_column(String(200))
     # Generated at creation; rendered into pjsip.conf. Never printed by the CLI.
     sip_secret: Mapped[str] = mapped_column(String(64))
+    # The agent's desktop password (argon2); None: the agent cannot log in to the web page.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
     skills: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
@@ -113,6 +115,11 @@ class Queue(Base):
     autopause: Mapped[bool] = mapped_column(Boolean, default=True)
     autopause_after: Mapped[int] = mapped_column(Integer, default=2)
     music_class: Mapped[str] = mapped_column(String(64), default="default")
+    # The agent's desktop keeps an agent paused after a call of this queue until they save
+    # its disposition.
+    disposition_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=sa_text("false")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now(), onupdate=utcnow)
 

@@ -160,6 +160,10 @@ class Contact(Base):
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
     #: The outcome of the latest attempt ("" before the first).
     last_outcome: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    #: The CRM's customer of this number (callcenter.crm), when there is one.
+    customer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (
@@ -229,6 +233,11 @@ class CampaignAttempt(Base):
     message_ended_at: Mapped[dt.datetime | None] = mapped_column()
     ended_at: Mapped[dt.datetime | None] = mapped_column()
     hangup_cause: Mapped[int | None] = mapped_column(SmallInteger)
+    #: The originated leg's DialEnd status (BUSY, NOANSWER, ANSWER...) and the failed
+    #: OriginateResponse's Reason: kept as they come, so a dialer restarted before the
+    #: channel's Hangup still knows a busy line from a failure.
+    dial_status: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    originate_reason: Mapped[int | None] = mapped_column(SmallInteger)
     outcome: Mapped[str | None] = mapped_column(String(16))
     #: Why it was skipped, or what else the record must say (one line).
     reason: Mapped[str] = mapped_column(String(200), default="", server_default="")

@@ -17,7 +17,9 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -25,8 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from callcenter import names
+from callcenter.db.models import Agent
 from callcenter.db.models_wallboard import ROLES, TvToken, User
 from callcenter.directory import DirectoryError
+
+if TYPE_CHECKING:
+    from callcenter.tokens import ActiveToken
 
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,63}$")
 MIN_PASSWORD = 10
@@ -62,7 +68,9 @@ class TokenView:
 class Principal:
     """Who makes a request: a supervisor (``kind`` user) or a screen (``kind`` token, role
     ``viewer``). ``key`` is the user name or the token's id: a session names it, so a revoked
-    token's sessions end even if a new token gets the same label."""
+    token's sessions end even if a new token gets the same label. An API token
+    (:mod:`callcenter.tokens`) is ``kind`` api, role ``api-read`` or ``api-write``: bearer
+    requests only, never a session, never an action on agents."""
 
     kind: str
     key: str
@@ -80,16 +88,20 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Directory:
-    """Users (name -> (hash, role)) and active tokens (sha256 -> (id, label)), as last read."""
+    """Users (name -> (hash, role)), active TV tokens (sha256 -> (id, label)) and active API
+    tokens (sha256 -> :class:`~callcenter.tokens.ActiveToken`), as last read."""
 
     users: dict[str, tuple[str, str]] = field(default_factory=dict)
     tokens: dict[str, tuple[int, str]] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # token id -> label
+    api: dict[str, ActiveToken] = field(default_factory=dict)
+    #: Agents who have a password (``callcenter agents password``): name -> argon2 hash.
+    agents: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, users: dict[str, tuple[str, str]], tokens: dict[str, tuple[int, str]]
-           ) -> Directory:  # fmt: skip
-        return cls(users, tokens, {str(i): label for i, label in tokens.values()})
+    def of(cls, users: dict[str, tuple[str, str]], tokens: dict[str, tuple[int, str]],
+           api: dict[str, ActiveToken] | None = None) -> Directory:  # fmt: skip
+        return cls(users, tokens, {str(i): label for i, label in tokens.values()}, api or {})
 
     def principal(self, ident: str) -> Principal | None:
         """The principal a session names, if it still exists (user removed, token revoked:
@@ -99,6 +111,20 @@ class Directory:
             return Principal("user", key, key, self.users[key][1])
         if kind == "token" and key in self.labels:
             return Principal("token", key, self.labels[key], "viewer")
+        if kind == "agent" and key in self.agents:
+            return Principal("agent", key, key, "agent")
+        return None
+
+    def check_agent_password(self, name: str, password: str) -> Principal | None:
+        """The agent, if the password is theirs (the agent's desktop). Slow: in a thread."""
+        held = self.agents.get(name)
+        if not password or len(password) > MAX_PASSWORD:
+            return None
+        try:
+            if _hasher.verify(held or _DUMMY_HASH, password) and held:
+                return Principal("agent", name, name, "agent")
+        except (VerificationError, InvalidHashError):
+            pass
         return None
 
     def check_password(self, name: str, password: str) -> Principal | None:
@@ -114,10 +140,24 @@ class Directory:
         return None
 
     def check_token(self, token: str) -> Principal | None:
+        """A TV token's principal (the ``/tv`` entry: it becomes a session)."""
         held = self.tokens.get(token_digest(token))
         if held is None:
             return None
         return Principal("token", str(held[0]), held[1], "viewer")
+
+    def check_bearer(self, token: str, now: float | None = None) -> Principal | None:
+        """``Authorization: Bearer``: a TV token's principal, or an API token's if it has
+        not expired (``now``: Unix seconds)."""
+        principal = self.check_token(token)
+        if principal is not None:
+            return principal
+        held = self.api.get(token_digest(token))
+        if held is None:
+            return None
+        if held.expires_at is not None and held.expires_at <= (time.time() if now is None else now):
+            return None
+        return Principal("api", str(held.id), held.name, f"api-{held.scope}")
 
 
 def token_digest(token: str) -> str:
@@ -125,12 +165,21 @@ def token_digest(token: str) -> str:
 
 
 def load_directory(session: Session) -> Directory:
+    from callcenter.tokens import load_active  # it imports this module
+
     users = {u.name: (u.password_hash, u.role) for u in session.scalars(select(User))}
     tokens = {
         t.token_hash: (t.id, t.label)
         for t in session.scalars(select(TvToken).where(TvToken.revoked.is_(False)))
     }
-    return Directory.of(users, tokens)
+    directory = Directory.of(users, tokens, load_active(session))
+    agents = {
+        str(name): str(hashed)
+        for name, hashed in session.execute(
+            select(Agent.name, Agent.password_hash).where(Agent.password_hash.is_not(None))
+        )
+    }
+    return replace(directory, agents=agents)
 
 
 # --- the CLI's operations ----------------------------------------------------------------
@@ -159,6 +208,19 @@ def add_user(session: Session, name: str, password: str, role: str = "supervisor
     session.flush()
     session.refresh(user)
     return UserView(user.name, user.role, user.created_at)
+
+
+def set_agent_password(session: Session, name: str, password: str) -> None:
+    """Let agent ``name`` log in to the agent's desktop with ``password`` (argon2)."""
+    name = names.normalize(name)
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise AccountError(f"the password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    agent = session.scalar(select(Agent).where(Agent.name == name))
+    if agent is None:
+        shown = repr(name) if names.user_name_problem(name) else name
+        raise AccountError(f"no agent named {shown}")
+    agent.password_hash = _hasher.hash(password)
+    session.flush()
 
 
 def list_users(session: Session) -> list[UserView]:

@@ -27,11 +27,13 @@ from sqlalchemy.engine import Engine
 from callcenter.ami.link import AmiLink
 from callcenter.config import Settings
 from callcenter.db import engine as db
-from callcenter.wallboard import api, fmt, metrics, stream, views
+from callcenter.wallboard import api, crm_api, fmt, metrics, stream, views
 from callcenter.wallboard.auth import Auth, DirectoryCache, RateLimiter, Signer
 from callcenter.wallboard.board import Board
 from callcenter.wallboard.context import PARTS, Parts, is_api
 from callcenter.wallboard.control import AgentControl, links_for
+from callcenter.wallboard.desk import views as desk_views
+from callcenter.wallboard.desk.service import Desk
 from callcenter.wallboard.history import HistoryCache
 from callcenter.wallboard.hub import Hub
 from callcenter.wallboard.kpis import KpiRefresher
@@ -116,8 +118,12 @@ class Wallboard:
             limiter=RateLimiter(options.login_attempts, options.login_window),
             control=AgentControl(self.links),
             roster=RosterCache(self.engine, self._roster_changed),
+            engine=self.engine,
+            desk=Desk(self.engine, settings.site.region),
         )  # fmt: skip
-        self.feed = MqttFeed(settings.mqtt, state, self._live_changed)
+        self.parts.desk.state = state
+        self.parts.desk.control = self.parts.control
+        self.feed = MqttFeed(settings.mqtt, state, self._live_changed, [self.parts.desk.tap])
         self.port: int | None = None
         self.started = asyncio.Event()
 
@@ -155,6 +161,8 @@ class Wallboard:
         app.on_response_prepare.append(security_headers)
         app.router.add_routes(views.routes())
         app.router.add_routes(api.routes())
+        app.router.add_routes(crm_api.routes())
+        app.router.add_routes(desk_views.routes())
         app.router.add_get("/events", stream.events)
         app.router.add_get("/metrics", metrics.metrics)
         app.router.add_get("/favicon.ico", views.favicon)
@@ -180,6 +188,7 @@ class Wallboard:
                 asyncio.create_task(p.kpis.run(), name="wallboard-kpis"),
                 asyncio.create_task(p.auth.cache.run(), name="wallboard-users"),
                 asyncio.create_task(p.roster.run(), name="wallboard-roster"),
+                asyncio.create_task(p.desk.run(), name="wallboard-desk"),
             ]
             link_tasks += [
                 asyncio.create_task(link.run(links_stop), name=f"wallboard-ami-{name}")
@@ -190,6 +199,7 @@ class Wallboard:
             await self._wait(stop, tasks + link_tasks)
         finally:
             p.hub.close()
+            await p.desk.close()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SHUTDOWN_GRACE + 1):
                     await runner.cleanup()

@@ -8,7 +8,8 @@
   yet, carries a nonce that must match the signed ``cc_login`` cookie (double submit). A
   request whose ``Origin`` names another site is refused as well.
 - A screen logs in with a read-only token (``/tv?token=...`` once; then its own session), a
-  script with ``Authorization: Bearer <token>``. Tokens and users come from a
+  script with ``Authorization: Bearer <token>`` (a TV token, or an API token of
+  :mod:`callcenter.tokens`, which never makes a session). Tokens and users come from a
   :class:`~callcenter.wallboard.accounts.Directory` refreshed in the background: a removed
   user or revoked token loses access within ``DirectoryCache.period`` seconds.
 - Failed logins are limited per client address and per name (:class:`RateLimiter`).
@@ -20,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import collections
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -36,6 +38,7 @@ from aiohttp import web
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from callcenter.tokens import touch
 from callcenter.wallboard.accounts import Directory, Principal, load_directory
 
 log = logging.getLogger(__name__)
@@ -127,27 +130,39 @@ class RateLimiter:
 
 
 class DirectoryCache:
-    """The users and tokens, re-read every ``period`` seconds in a thread."""
+    """The users and tokens, re-read every ``period`` seconds in a thread. When API tokens
+    were used since the last read, their ``last_used_at`` is written first."""
 
     def __init__(self, engine: Engine, period: float = 10.0) -> None:
         self.engine = engine
         self.period = period
         self.directory = Directory()
         self.loaded = False
+        self.used: dict[int, dt.datetime] = {}  # API token id -> last use not yet written
         self._last_try = -float("inf")
         self._lock = asyncio.Lock()
 
-    def _read(self) -> Directory:
-        with Session(self.engine) as session:
+    def check_bearer(self, token: str) -> Principal | None:
+        principal = self.directory.check_bearer(token)
+        if principal is not None and principal.kind == "api":
+            self.used[int(principal.key)] = dt.datetime.now(dt.UTC)
+        return principal
+
+    def _read(self, used: dict[int, dt.datetime]) -> Directory:
+        with Session(self.engine) as session, session.begin():
+            if used:
+                touch(session, used)
             return load_directory(session)
 
     async def reload(self) -> None:
         async with self._lock:
             self._last_try = time.monotonic()
+            used, self.used = self.used, {}
             try:
-                self.directory = await asyncio.to_thread(self._read)
+                self.directory = await asyncio.to_thread(self._read, used)
                 self.loaded = True
             except sa.exc.SQLAlchemyError as exc:
+                self.used = {**used, **self.used}
                 log.warning("wallboard: cannot read users and tokens (%s); keeping the last",
                             str(exc).splitlines()[0])  # fmt: skip
 
@@ -189,7 +204,7 @@ class Auth:
         """The session's or the bearer token's principal, if valid now."""
         header = request.headers.get("Authorization", "")
         if header[:7].lower() == "bearer ":
-            principal = self.cache.directory.check_token(header[7:].strip())
+            principal = self.cache.check_bearer(header[7:].strip())
             return Visitor(principal, None) if principal else None
         value = request.cookies.get(SESSION_COOKIE)
         payload = self.signer.load("session", value) if value else None

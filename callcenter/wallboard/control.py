@@ -99,6 +99,34 @@ class AgentControl:
         log.info("wallboard: %s logged %s out of %s on %s", by, agent.agent,
                  ", ".join(agent.queues), agent.node)  # fmt: skip
 
+    async def transfer(self, node: str, channel: str, context: str, exten: str, *,
+                       attended: bool, by: str) -> None:  # fmt: skip
+        """Transfer the caller the agent's ``channel`` is bridged with: ``BlindTransfer``
+        (Asterisk hangs the agent up and sends the caller to ``exten@context``) or ``Atxfer``
+        (the agent talks to the target first). Checked on Asterisk 22 (traces xfer-blind-ami,
+        xfer-attended): the transferer's channel, not the caller's."""
+        action = "Atxfer" if attended else "BlindTransfer"
+        await self._send(node, {"Action": action, "Channel": channel, "Context": context,
+                                "Exten": exten})  # fmt: skip
+        log.info("wallboard: %s transferred %s to %s@%s (%s)", by, channel, exten, context,
+                 action)  # fmt: skip
+
+    async def originate(self, node: str, fields: dict[str, str | list[str]]) -> None:
+        """An Async Originate (the agent's desktop: click to call). Its reply says only
+        that Asterisk queued it; the call's progress shows on the agent's phone."""
+        link = self.links.get(node)
+        if link is None:
+            raise ControlError(404, f"node {node} is not configured")
+        try:
+            reply = await link.send({"Action": "Originate", **fields, "Async": "true"},
+                                    timeout=self.timeout, wait=1.0)  # fmt: skip
+        except AmiUnavailable as exc:
+            raise ControlError(503, str(exc)) from exc
+        except TimeoutError as exc:
+            raise ControlError(504, f"node {node} did not answer Originate") from exc
+        if not reply.ok:
+            raise ControlError(502, f"Asterisk refused Originate: {reply.message or 'no reason'}")
+
     async def login(self, node: str, agent: RosterAgent, by: str) -> None:
         if not agent.enabled:
             raise ControlError(409, f"{agent.name} is disabled (callcenter agents update)")

@@ -22,6 +22,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
 
@@ -210,11 +211,17 @@ class MqttFeed:
     each message that changed something, and when the connection comes or goes."""
 
     def __init__(
-        self, settings: MqttSettings, state: LiveState, notify: Callable[[], None]
+        self,
+        settings: MqttSettings,
+        state: LiveState,
+        notify: Callable[[], None],
+        taps: list[Callable[[str, Any], None]] | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
         self.notify = notify
+        #: Called with every message before the state takes it (the agent's desktop).
+        self.taps = taps or []
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
@@ -241,6 +248,8 @@ class MqttFeed:
                     log.info("wallboard: following MQTT at %s:%d", self.settings.host,
                              self.settings.port)  # fmt: skip
                     async for message in client.messages:
+                        for tap in self.taps:
+                            tap(str(message.topic), message.payload)
                         self.state.apply(str(message.topic), message.payload)
                         if self.state.changes:
                             self.notify()

@@ -40,6 +40,8 @@ class WallboardOptions:
     tv_session_days: float = 400.0
     login_attempts: int = 5
     login_window: float = 300.0
+    pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "coaching")
+    callback_campaign: str = "callbacks"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WallboardOptions:

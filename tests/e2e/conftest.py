@@ -392,16 +392,18 @@ class Phones:
         limit: int | None = None,
         later: tuple[int, str] | None = None,
         first_digit: str = "1",
+        inf: Path | None = None,
     ) -> Sipp:
         """``count`` callers to the DID through the trunk, ``rate`` per second, at most
         ``limit`` (default ``count``) at once; ``later``, ``first_digit``: see
-        :func:`scenario`."""
+        :func:`scenario`; ``inf``: their caller IDs (default scripts/sipp/callers.csv)."""
         xml = scenario(
             self.tmp, "caller", patience_ms=patience_ms, later=later, first_digit=first_digit
         )
         return self._start(
             ["-sf", str(xml), "-p", str(self.pbx.caller_port), "-s", DID,
-             "-inf", str(SIPP_DIR / "callers.csv"), "-m", str(count), "-l", str(limit or count),
+             "-inf", str(inf or SIPP_DIR / "callers.csv"), "-m", str(count),
+             "-l", str(limit or count),
              "-r", str(rate), "-aa", f"127.0.0.1:{self.pbx.sip_port}"],
             f"callers-{len(self.procs)}",
         )  # fmt: skip

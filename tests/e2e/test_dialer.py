@@ -33,6 +33,7 @@ from callcenter.campaigns.numbers import Normaliser
 from callcenter.core.queue_log import parse_queue_log
 from callcenter.db.models_campaigns import Campaign, CampaignAttempt
 from tests.e2e.conftest import Pbx, Stack, stack
+from tests.e2e.recorder import recording
 
 pytestmark = pytest.mark.asterisk
 
@@ -44,6 +45,22 @@ ZONES = (
     "Pacific/Auckland", "Australia/Sydney", "Asia/Dubai",
 )  # fmt: skip
 CUSTOMERS = "Local/{number}@sim-customer/n"
+
+
+@pytest.fixture(autouse=True)
+async def record_dialer(
+    request: pytest.FixtureRequest, pbx: Pbx, engine: Engine
+) -> AsyncIterator[None]:
+    """CALLCENTER_RECORD_DIALER=DIR records each test (tests/e2e/recorder.py); unset: nothing."""
+    async with recording(
+        request.node.name,
+        ami_port=pbx.ami_port,
+        username="callcenter",
+        secret=pbx.settings.node("local").secret.reveal(),
+        log_dir=pbx.directory / "log",
+        engine=engine,
+    ):
+        yield
 
 
 def zone_where(hours: range) -> str:
