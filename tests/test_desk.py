@@ -523,3 +523,86 @@ async def test_transfer_to_a_queue_or_an_agent_over_ami(
             "Exten": "1002",
         },
     ]
+
+
+async def test_the_history_page_shows_the_days_documentation_and_cases(
+    desk_settings: config.Settings, clean_db: Engine
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with Session(clean_db) as s, s.begin():
+        s.execute(
+            sa.text(
+                "INSERT INTO call_dispositions (node, uniqueid, visit, queue, agent, notes, at,"
+                " undocumented_at) VALUES ('pbx1', '7.1', 1, 'sales', 'alice', '', :t, :t)"
+            ),
+            {"t": now},
+        )
+    async with http(desk_settings, clean_db) as (_, client):
+        await login(client)
+        page = await client.get("/history")
+        assert page.status == 200
+        html = await page.text()
+    assert "Documentation and cases" in html
+    row = html[html.index("Calls not documented") :]
+    assert '<td class="num">1</td>' in row[:200]
+    assert "alice 1" in row[:400]
+
+
+async def test_the_history_of_a_number_has_the_dialers_calls_to_it(
+    desk_settings: config.Settings, clean_db: Engine
+) -> None:
+    """The dialer's calls carry the campaign's caller ID: they are found through the attempt
+    that dialled the number."""
+    import uuid
+
+    from callcenter.campaigns import store
+    from callcenter.db.models_campaigns import CampaignAttempt
+
+    number = "+12015550188"
+    now = dt.datetime.now(dt.UTC)
+    channel = str(uuid.uuid4())
+    with Session(clean_db) as s, s.begin():
+        c = store.add_campaign(s, "renewals", mode="progressive", queue="sales", region="US")
+        s.add(
+            CampaignAttempt(
+                campaign_id=c.id,
+                phone=number,
+                attempt_no=1,
+                mode="progressive",
+                channel_id=channel,
+                phase="ended",
+                outcome="connected",
+                created_at=now,
+                day=now.date(),
+            )
+        )
+        s.add(
+            Call(
+                node=NODE,
+                uniqueid=channel,
+                linkedid=channel,
+                direction="outbound",
+                caller_number="+12015550100",
+                started_at=now - dt.timedelta(hours=1),
+                queue="sales",
+                agent="bob",
+                outcome="answered",
+            )
+        )
+        s.add(
+            Call(
+                node=NODE,
+                uniqueid="9.1",
+                linkedid="9.1",
+                direction="inbound",
+                caller_number="2015550188",
+                started_at=now - dt.timedelta(hours=2),
+                queue="sales",
+                agent="alice",
+                outcome="answered",
+            )
+        )
+    wb = Wallboard(desk_settings, engine=clean_db, links={})
+    history = await asyncio.to_thread(wb.parts.desk.history, NODE, "10.1", "2015550188")
+    assert [c["uniqueid"] for c in history["calls"]] == [channel, "9.1"]
+    assert history["calls"][0]["direction"] == "outbound"

@@ -698,15 +698,28 @@ class History:
         }
 
 
+#: Calls from the number (its caller ID in any form), and the dialer's calls to it: those
+#: carry the campaign's caller ID, so they are found through the attempt that dialled the
+#: number (``campaign_attempts.phone``, E.164; the attempt's channel is the call's uniqueid).
 PAST_CALLS_SQL = """
 SELECT c.node, c.uniqueid, c.started_at, c.direction, c.caller_number, c.queue, c.agent,
        c.outcome, c.wait_seconds, c.talk_seconds, c.ivr_path, c.survey_score
-  FROM unnest(CAST(:forms AS text[])) AS f(number)
- CROSS JOIN LATERAL (
-        SELECT * FROM calls
-         WHERE caller_number = f.number AND uniqueid <> :exclude
-         ORDER BY started_at DESC
-         LIMIT :limit) c
+  FROM (SELECT x.* FROM unnest(CAST(:forms AS text[])) AS f(number)
+         CROSS JOIN LATERAL (
+                SELECT * FROM calls
+                 WHERE caller_number = f.number AND uniqueid <> :exclude
+                 ORDER BY started_at DESC
+                 LIMIT :limit) x
+        UNION ALL
+        SELECT calls.* FROM unnest(CAST(:forms AS text[])) AS g(number)
+         CROSS JOIN LATERAL (
+                SELECT channel_id FROM campaign_attempts
+                 WHERE phone = g.number AND channel_id IS NOT NULL
+                 ORDER BY id DESC
+                 LIMIT :limit) a
+          JOIN calls ON calls.linkedid = a.channel_id AND calls.uniqueid = a.channel_id
+         WHERE calls.uniqueid <> :exclude
+           AND calls.caller_number <> ALL(CAST(:forms AS text[]))) c
  ORDER BY c.started_at DESC, c.id DESC
  LIMIT :limit
 """

@@ -246,6 +246,8 @@ class CampaignAttempt(Base):
 
     __table_args__ = (
         Index("ix_campaign_attempts_campaign_day", "campaign_id", "day"),
+        # The screen-pop's history of a number finds the dialer's calls to it.
+        Index("ix_campaign_attempts_phone", "phone", "id"),
         Index(
             "ix_campaign_attempts_open",
             "campaign_id",

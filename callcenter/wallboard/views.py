@@ -11,11 +11,16 @@ import datetime as dt
 import json
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
+import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from callcenter import names
+from callcenter.crm.reports import build_crm_report
 from callcenter.wallboard import chart
 from callcenter.wallboard.board import Row
 from callcenter.wallboard.context import http_error, parts, require, require_actor
@@ -202,12 +207,28 @@ async def history(request: web.Request) -> web.Response:
     p = parts(request)
     day, queue = day_and_queue(request)
     slots = await p.history.get(day, queue)
+    try:
+        crm = await asyncio.to_thread(crm_day, p.engine, p.settings.site.tz, day, queue)
+    except sa.exc.SQLAlchemyError:
+        crm = None
     return page(request, "history.html.j2", {
         "visitor": visitor.principal, "csrf": visitor.csrf or "", "day": day.isoformat(),
         "queue": queue or "", "queues": p.board.queue_names(), "nodes": p.board.node_rows(),
         "chart": chart.build(slots, day, p.settings.site.tz, p.options.sl_target),
-        "today": dt.datetime.now(p.settings.site.tz).date().isoformat(),
+        "today": dt.datetime.now(p.settings.site.tz).date().isoformat(), "crm": crm,
     })  # fmt: skip
+
+
+def crm_day(engine: Engine, tz: ZoneInfo, day: dt.date, queue: str | None) -> dict[str, Any]:
+    """The CRM's figures of ``day`` (callcenter report --crm, the same SQL): first-contact
+    resolution, repeat callers, dispositions, undocumented calls, open cases by age."""
+    since = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
+    until = since + dt.timedelta(days=1)
+    now = dt.datetime.now(dt.UTC)
+    with Session(engine) as session:
+        report = build_crm_report(session, since, min(until, max(now, since + dt.timedelta(
+            seconds=1))), now=now, queue=queue)  # fmt: skip
+    return report.as_dict()
 
 
 # --- supervisor actions ---------------------------------------------------------------------

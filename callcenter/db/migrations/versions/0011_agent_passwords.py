@@ -32,9 +32,11 @@ def upgrade() -> None:
     op.add_column(
         "campaign_attempts", sa.Column("originate_reason", sa.SmallInteger(), nullable=True)
     )
+    op.create_index("ix_campaign_attempts_phone", "campaign_attempts", ["phone", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_campaign_attempts_phone", table_name="campaign_attempts")
     op.drop_column("campaign_attempts", "originate_reason")
     op.drop_column("campaign_attempts", "dial_status")
     op.drop_column("queues", "disposition_required")
