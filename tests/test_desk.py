@@ -606,3 +606,66 @@ async def test_the_history_of_a_number_has_the_dialers_calls_to_it(
     history = await asyncio.to_thread(wb.parts.desk.history, NODE, "10.1", "2015550188")
     assert [c["uniqueid"] for c in history["calls"]] == [channel, "9.1"]
     assert history["calls"][0]["direction"] == "outbound"
+
+
+async def test_a_callback_code_books_the_callback_with_the_disposition_or_nothing(
+    desk_settings: config.Settings, clean_db: Engine
+) -> None:
+    from callcenter.campaigns import store
+    from callcenter.db.models_campaigns import Contact
+    from callcenter.db.models_crm import CallDisposition
+
+    now = dt.datetime.now(dt.UTC)
+    with Session(clean_db) as s, s.begin():
+        store.add_campaign(s, "callbacks", mode="preview", queue="sales", region="US")
+        dispositions.add_code(s, dispositions.Owner(queue="sales"), "later", effect="callback")
+        s.add(
+            Call(
+                node=NODE,
+                uniqueid="8.1",
+                linkedid="8.1",
+                direction="inbound",
+                caller_number="2015550199",
+                started_at=now,
+                queue="sales",
+                agent="alice",
+                answered_at=now,
+                outcome="answered",
+            )
+        )
+        s.add(
+            QueueVisit(
+                node=NODE,
+                uniqueid="8.1",
+                linkedid="8.1",
+                visit=1,
+                queue="sales",
+                agent="alice",
+                queued_at=now,
+                answered_at=now,
+                outcome="answered",
+            )
+        )
+    async with http(desk_settings, clean_db) as (_, client):
+        csrf = await agent_login(client)
+        body = {
+            "csrf": csrf,
+            "node": NODE,
+            "uniqueid": "8.1",
+            "code": "later",
+            "callback_number": "2015550199",
+        }
+        missing = await client.post("/agent/dispose", json=body)
+        assert missing.status == 400
+        assert "books a callback" in (await missing.json())["error"]
+        with Session(clean_db) as s:
+            assert s.scalar(sa.select(sa.func.count()).select_from(CallDisposition)) == 0
+        at = (now + dt.timedelta(hours=2)).isoformat()
+        done = await client.post("/agent/dispose", json={**body, "callback_at": at})
+        assert done.status == 200, await done.text()
+        assert (await done.json())["disposition"]["callback"]["phone"] == "+12015550199"
+    with Session(clean_db) as s:
+        (contact,) = s.scalars(sa.select(Contact)).all()
+        assert (contact.phone, contact.fields["callback_for"]) == ("+12015550199", "alice")
+        assert contact.next_attempt_at is not None
+        assert abs((contact.next_attempt_at - (now + dt.timedelta(hours=2))).total_seconds()) < 1

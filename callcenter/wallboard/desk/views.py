@@ -275,20 +275,43 @@ async def codes(request: web.Request) -> web.Response:
 
 
 async def dispose(request: web.Request) -> web.Response:
+    """Save the disposition. A code whose effect is ``callback`` books the callback in the
+    same transaction (``callback_at``, ``callback_number``: the caller's, ``callback_for``
+    me | anyone): without its time, nothing is saved."""
     visitor, form = await agent_post(request)
+    p = parts(request)
     now = dt.datetime.now(UTC)
+    name = visitor.principal.name
 
     def write() -> dict[str, Any]:
         with _session(request) as s, s.begin():
             d = documentation.dispose(
                 s, node=form.get("node", ""), uniqueid=form.get("uniqueid", ""),
-                agent=visitor.principal.name, code=form.get("code", ""), now=now,
+                agent=name, code=form.get("code", ""), now=now,
                 notes=form.get("notes", ""), case_number=form.get("case") or None,
                 queue=form.get("queue") or None,
             )  # fmt: skip
             view: dict[str, Any] = plain(
                 documentation.disposition_view(d, form.get("case") or None)
             )
+            if d.effect == "callback":
+                raw = form.get("callback_at", "")
+                if not raw:
+                    raise CrmError(f"code {d.code} books a callback: give its time")
+                try:
+                    at = dt.datetime.fromisoformat(raw)
+                except ValueError:
+                    raise CrmError("the callback's time must read YYYY-MM-DDTHH:MM") from None
+                if at.tzinfo is None:
+                    at = at.replace(tzinfo=p.settings.site.tz)
+                contact = callbacks.schedule_callback(
+                    s, p.options.callback_campaign, Normaliser(p.settings.site.region),
+                    form.get("callback_number", ""), at, booked_by=name,
+                    for_agent=name if form.get("callback_for", "me") == "me" else None,
+                    note=form.get("notes", "")[:500], source=form.get("uniqueid", ""), now=now,
+                    site_tz=p.settings.site.timezone,
+                )  # fmt: skip
+                view["callback"] = {"phone": contact.phone, "at": at.isoformat()}
             return view
 
     try:

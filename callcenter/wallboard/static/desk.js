@@ -144,8 +144,12 @@
     const data = await post("/agent/dispose", {
       node: call.node, uniqueid: call.uniqueid, queue: call.queue || "",
       code: f.get("code"), notes: f.get("notes"), case: f.get("case"),
+      callback_at: f.get("callback_at") || "", callback_number: call.caller_number || "",
     });
-    if (data) say(`Disposition ${data.disposition.code} saved`, true);
+    if (data) {
+      const cb = data.disposition.callback;
+      say(`Disposition ${data.disposition.code} saved${cb ? `; callback to ${cb.phone} at ${cb.at}` : ""}`, true);
+    }
   });
 
   $("new-customer").addEventListener("submit", async (e) => {
