@@ -83,3 +83,51 @@ def test_ended_calls_are_enqueued_once_and_late_writes_are_found(clean_db: Engin
             "answered",
         )
         assert s.scalar(sa.select(sa.func.count()).select_from(WebhookOutbox)) == 2
+
+
+def test_a_call_marked_not_documented_is_a_call_dispositioned_event(clean_db: Engine) -> None:
+    from callcenter import directory
+    from callcenter.crm import dispositions
+    from callcenter.crm.documentation import mark_undocumented
+    from callcenter.db.models import QueueVisit
+
+    hook(clean_db, ["call.dispositioned"])
+    now = dt.datetime.now(UTC)
+    answered = now - dt.timedelta(minutes=10)
+    with Session(clean_db) as s, s.begin():
+        directory.add_queue(s, "sales")
+        dispositions.add_code(s, dispositions.Owner(queue="sales"), "sold")
+        s.execute(
+            sa.text("UPDATE disposition_codes SET created_at = :t"),
+            {"t": answered - dt.timedelta(days=1)},
+        )
+        s.add(
+            QueueVisit(
+                node="pbx1",
+                uniqueid="6.1",
+                linkedid="6.1",
+                visit=1,
+                queue="sales",
+                agent="alice",
+                queued_at=answered,
+                answered_at=answered,
+                ended_at=answered + dt.timedelta(minutes=2),
+                wrapup_seconds=10,
+                outcome="answered",
+            )
+        )
+    with Session(clean_db) as s, s.begin():
+        assert mark_undocumented(s, now) == 1
+    with Session(clean_db) as s, s.begin():
+        assert mark_undocumented(s, now) == 0  # idempotent: no second mark, no second event
+    with Session(clean_db) as s:
+        payloads = s.scalars(
+            sa.select(WebhookEvent.payload).where(WebhookEvent.type == "call.dispositioned")
+        ).all()
+    assert len(payloads) == 1
+    assert (payloads[0]["uniqueid"], payloads[0]["code"], payloads[0]["agent"]) == (
+        "6.1",
+        None,
+        "alice",
+    )
+    assert payloads[0]["undocumented_at"] is not None

@@ -303,6 +303,7 @@ SELECT v.node, v.uniqueid, v.visit, v.queue, a.campaign_id, v.agent, NULL, NULL,
                     WHERE c.node = v.node AND c.uniqueid = v.uniqueid
                       AND c.visit IN (v.visit, 0))
 ON CONFLICT (node, uniqueid, visit) DO NOTHING
+RETURNING id
 """
 
 
@@ -317,8 +318,23 @@ def mark_undocumented(
     that the rule finds not documented at ``now``: how many were marked. Idempotent."""
     if grace_seconds < 0:
         raise CrmError("the grace must not be negative")
-    result = session.execute(
-        sa.text(MARK_SQL),
-        {"now": now, "since": since or now - LOOKBACK, "grace": float(grace_seconds)},
+    ids = (
+        session.execute(
+            sa.text(MARK_SQL),
+            {"now": now, "since": since or now - LOOKBACK, "grace": float(grace_seconds)},
+        )
+        .scalars()
+        .all()
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    if ids:
+        # call.dispositioned, "not documented" (docs/webhooks.md): in this transaction.
+        from callcenter.webhooks import outbox
+
+        rows = session.scalars(select(CallDisposition).where(CallDisposition.id.in_(ids)))
+        for d in rows:
+            view = disposition_view(d)
+            payload = {k: v.isoformat() if isinstance(v, dt.datetime) else v
+                       for k, v in view.items()}  # fmt: skip
+            outbox.enqueue(session, "call.dispositioned", payload,
+                           key=f"{d.id}:{now.isoformat()}", at=now)  # fmt: skip
+    return len(ids)
