@@ -15,6 +15,7 @@ from callcenter.cli.context import AppContext
 from callcenter.cli.crm_cmd import cases, customers, dispositions
 from callcenter.cli.db_cmd import db_group
 from callcenter.cli.doctor_cmd import doctor
+from callcenter.cli.forecast_cmd import forecast
 from callcenter.cli.queues_cmd import queues
 from callcenter.cli.report_cmd import report
 from callcenter.cli.services_cmd import ami, dialer, run
@@ -67,6 +68,7 @@ for command in (
     dispositions,
     cases,
     dialer,
+    forecast,
     tokens_group,
     webhooks_group,
     run,
