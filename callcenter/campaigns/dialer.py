@@ -63,7 +63,7 @@ from callcenter.campaigns.snapshot import (
 from callcenter.config import Settings
 from callcenter.db.engine import make_engine
 from callcenter.db.models import Call
-from callcenter.db.models_campaigns import Campaign, CampaignAttempt, Contact
+from callcenter.db.models_campaigns import Campaign, CampaignAttempt
 
 log = logging.getLogger(__name__)
 
@@ -477,15 +477,7 @@ class Dialer:
         run.today = dict(
             zip(("attempts", "live", "connected", "abandoned"), map(int, row), strict=True)
         )
-        # Contacts not finished (docs/events.md): neither done nor on the do-not-call list.
-        run.contacts_left = int(
-            session.scalar(
-                sa.select(sa.func.count())
-                .select_from(Contact)
-                .where(Contact.campaign_id == run.id, Contact.status.not_in(("done", "dnc")))
-            )
-            or 0
-        )
+        run.contacts_left = scheduling.contacts_unfinished(session, run.id)
         run.counted_at = now
 
     def _release_all(self) -> None:
@@ -568,12 +560,6 @@ class Dialer:
                 site_tz=self.site_tz,
             )
 
-    def customer_channel(self, campaign: Campaign, phone: str) -> str:
-        d = self.settings.dialer
-        number = phone.removeprefix("+") if d.strip_plus else phone
-        trunk = campaign.trunk or _first_outbound(self.settings)
-        return d.customer_channel.format(number=number, trunk=trunk)
-
     def _originate(self, run: CampaignRun, item: scheduling.Claimed, now: float) -> None:
         c = run.campaign
         variables = _variables(c, item)
@@ -583,7 +569,7 @@ class Dialer:
             "ActionID": item.channel_id,
             "ChannelId": item.channel_id,
             "OtherChannelId": tracker.other_id(item.channel_id),
-            "Channel": self.customer_channel(c, item.phone),
+            "Channel": customer_channel(self.settings, item.phone, c.trunk),
             "Context": context,
             "Exten": "s",
             "Priority": "1",
@@ -644,7 +630,7 @@ class Dialer:
                 self._apply(failed, [tracker.AttemptEnded(failed)])
                 continue
             variables = _variables(c, item)
-            variables["CAMPAIGN_CUSTOMER"] = self.customer_channel(c, attempt.phone)
+            variables["CAMPAIGN_CUSTOMER"] = customer_channel(self.settings, attempt.phone, c.trunk)
             variables["CAMPAIGN_RING"] = str(c.ring_seconds)
             variables["CAMPAIGN_CALLER_ID"] = c.caller_id
             action: dict[str, Any] = {
@@ -785,11 +771,16 @@ def _pacer_settings(c: Campaign) -> pacer.PacerSettings:
     )
 
 
-def _first_outbound(settings: Settings) -> str:
-    for trunk in sorted(settings.trunks, key=lambda t: t.name):
-        if trunk.outbound:
-            return trunk.name
-    return ""
+def customer_channel(settings: Settings, phone: str, trunk: str | None = None) -> str:
+    """How a customer's number is dialled: ``[dialer] customer_channel`` with the number
+    (without its ``+`` when ``strip_plus``) and the trunk (else the first outbound one by
+    name). The dialer and the agent's desktop's click to call both dial this way."""
+    d = settings.dialer
+    number = phone.removeprefix("+") if d.strip_plus else phone
+    if not trunk:
+        outbound = sorted(t.name for t in settings.trunks if t.outbound)
+        trunk = outbound[0] if outbound else ""
+    return d.customer_channel.format(number=number, trunk=trunk)
 
 
 def _variables(c: Campaign, item: scheduling.Claimed) -> dict[str, str]:

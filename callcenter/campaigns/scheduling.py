@@ -485,6 +485,17 @@ def contacts_left(session: Session, campaign_id: int) -> int:
     return int(session.scalar(query) or 0)
 
 
+def contacts_unfinished(session: Session, campaign_id: int) -> int:
+    """The campaign snapshot's ``contacts_left`` (docs/events.md): contacts neither done nor
+    on the do-not-call list, those being dialled or previewed included."""
+    query = (
+        select(func.count())
+        .select_from(Contact)
+        .where(Contact.campaign_id == campaign_id, Contact.status.not_in(("done", "dnc")))
+    )
+    return int(session.scalar(query) or 0)
+
+
 def open_attempts(session: Session, campaign_id: int) -> list[CampaignAttempt]:
     """The campaign's attempts without an outcome (in progress, previewing, requested)."""
     query = (

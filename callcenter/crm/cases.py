@@ -263,17 +263,7 @@ def _webhook(session: Session, case: Case, event_type: str, key: str, at: dt.dat
     from callcenter.webhooks import outbox  # the webhooks package knows nothing of cases
 
     data = {**case_view(case), "actor_at": _iso(at)}
-    outbox.enqueue(session, event_type, _plain(data), key=key, at=at)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return value
+    outbox.enqueue(session, event_type, data, key=key, at=at)
 
 
 def get_case(session: Session, number: str, *, lock: bool = False) -> Case:

@@ -249,9 +249,8 @@ def dispose(
     from callcenter.webhooks import outbox  # the webhooks package knows nothing of the CRM
 
     view = disposition_view(disposition, case.number if case else None)
-    payload = {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in view.items()}
     # Keyed by the row and its time: a disposition saved again (corrected) is sent again.
-    outbox.enqueue(session, "call.dispositioned", payload, key=f"{row_id}:{now.isoformat()}",
+    outbox.enqueue(session, "call.dispositioned", view, key=f"{row_id}:{now.isoformat()}",
                    at=now)  # fmt: skip
     return disposition
 
@@ -332,9 +331,6 @@ def mark_undocumented(
 
         rows = session.scalars(select(CallDisposition).where(CallDisposition.id.in_(ids)))
         for d in rows:
-            view = disposition_view(d)
-            payload = {k: v.isoformat() if isinstance(v, dt.datetime) else v
-                       for k, v in view.items()}  # fmt: skip
-            outbox.enqueue(session, "call.dispositioned", payload,
+            outbox.enqueue(session, "call.dispositioned", disposition_view(d),
                            key=f"{d.id}:{now.isoformat()}", at=now)  # fmt: skip
     return len(ids)

@@ -51,6 +51,7 @@ from callcenter import __version__
 from callcenter.db.models_campaigns import CampaignAttempt
 from callcenter.db.models_webhooks import EVENT_TYPES, Webhook, WebhookEvent, WebhookOutbox
 from callcenter.directory import DirectoryError
+from callcenter.jsonable import plain
 
 SIGNATURE_HEADER = "X-Callcenter-Signature"
 TIMESTAMP_HEADER = "X-Callcenter-Timestamp"
@@ -93,8 +94,8 @@ def enqueue(
     (e.g. ``attempt:42``): the same type and key again is the same event, stored once, so a
     producer that runs again after a crash sends nothing twice. It must therefore differ
     for every event: ``case.changed`` needs the change's own id, not the case's.
-    ``payload`` must be JSON (times as ISO 8601 strings). Returns the event id, or None when
-    no webhook wants this type (then nothing is written)."""
+    ``payload`` is stored as JSON (times become ISO 8601 strings). Returns the event id, or
+    None when no webhook wants this type (then nothing is written)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
     hooks = session.scalars(select(Webhook.id).where(Webhook.events.contains([event_type]))).all()
@@ -105,7 +106,11 @@ def enqueue(
     stored = session.scalar(
         pg_insert(WebhookEvent)
         .values(
-            event_id=ident, type=event_type, key=key[:200], payload=dict(payload), created_at=when
+            event_id=ident,
+            type=event_type,
+            key=key[:200],
+            payload=plain(dict(payload)),
+            created_at=when,
         )
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(WebhookEvent.id)

@@ -42,6 +42,7 @@ from callcenter.crm.documentation import mark_undocumented
 from callcenter.db.models import Queue
 from callcenter.db.models_campaigns import Campaign, CampaignAttempt, Contact
 from callcenter.db.models_crm import CallDisposition
+from callcenter.jsonable import plain
 from callcenter.wallboard.control import AgentControl, ControlError
 from callcenter.wallboard.desk.pops import Pop, PopTracker, call_ended_for
 from callcenter.wallboard.hub import encode
@@ -293,14 +294,3 @@ class Desk:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def plain(value: Any) -> Any:
-    """JSON's types only: times as ISO 8601 (a customer record carries datetimes)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return value

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from callcenter import names
 from callcenter.campaigns import callbacks, scheduling, store
+from callcenter.campaigns.dialer import customer_channel
 from callcenter.campaigns.numbers import Normaliser, NumberError
 from callcenter.crm import CrmError, documentation
 from callcenter.crm import cases as case_store
@@ -31,10 +32,10 @@ from callcenter.crm import customers as customer_store
 from callcenter.crm.dispositions import allowed_codes
 from callcenter.db.models import Agent, Call, Queue
 from callcenter.directory import DirectoryError
+from callcenter.jsonable import plain
 from callcenter.wallboard.auth import Visitor
 from callcenter.wallboard.context import http_error, is_api, parts
 from callcenter.wallboard.control import ControlError
-from callcenter.wallboard.desk.service import plain
 from callcenter.wallboard.model import AgentLive
 from callcenter.wallboard.stream import KEEPALIVE, WRITE_TIMEOUT
 from callcenter.wallboard.views import redirect
@@ -500,11 +501,7 @@ async def click_to_call(request: web.Request) -> web.Response:
         number = await asyncio.to_thread(check)
     except (CrmError, DirectoryError) as exc:
         return fail(400, str(exc))
-    d = p.settings.dialer
-    dialled = number.removeprefix("+") if d.strip_plus else number
-    trunk = next((t.name for t in sorted(p.settings.trunks, key=lambda t: t.name)
-                  if t.outbound), "")  # fmt: skip
-    customer_channel = d.customer_channel.format(number=dialled, trunk=trunk)
+    dial_string = customer_channel(p.settings, number)
     try:
         await p.control.originate(
             agent.node,
@@ -517,7 +514,7 @@ async def click_to_call(request: web.Request) -> web.Response:
                 "CallerID": f'"{number}" <{number}>',
                 "Variable": [
                     f"CAMPAIGN_ID=manual-{visitor.principal.name}",
-                    f"CAMPAIGN_CUSTOMER={customer_channel}",
+                    f"CAMPAIGN_CUSTOMER={dial_string}",
                     "CAMPAIGN_RING=30",
                     f"CAMPAIGN_CALLER_ID={form.get('caller_id', '')}",
                 ],
