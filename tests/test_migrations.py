@@ -48,6 +48,13 @@ TABLES = {
     "webhook_events",
     "webhook_outbox",
     "webhook_delivery_log",
+    "recordings",
+    "recording_listens",
+    "monitor_sessions",
+    "qa_forms",
+    "qa_questions",
+    "qa_evaluations",
+    "qa_answers",
 }
 
 

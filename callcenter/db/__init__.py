@@ -9,6 +9,7 @@ from callcenter.db import (
     models_campaigns,
     models_crm,
     models_ivr,
+    models_quality,
     models_wallboard,
     models_webhooks,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "models_campaigns",
     "models_crm",
     "models_ivr",
+    "models_quality",
     "models_wallboard",
     "models_webhooks",
 ]

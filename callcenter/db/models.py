@@ -120,6 +120,10 @@ class Queue(Base):
     disposition_required: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=sa_text("false")
     )
+    # Which calls are recorded (callcenter.db.models_quality.RECORD_POLICIES) and, for
+    # "sampled", the share of them (0..1).
+    record_policy: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    record_share: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now(), onupdate=utcnow)
 
@@ -138,6 +142,11 @@ class Queue(Base):
             "service_level_seconds > 0 AND wrapup_seconds >= 0 AND ring_seconds > 0 "
             "AND retry_seconds >= 0 AND max_wait_seconds > 0 AND max_callers >= 0",
             name="durations_valid",
+        ),
+        CheckConstraint(
+            "record_policy IN ('none','all','sampled','on_demand') "
+            "AND record_share BETWEEN 0 AND 1",
+            name="record_policy_known",
         ),
     )
 

@@ -118,6 +118,10 @@ class Campaign(Base):
     #: The information message's sound (it names the seller); the seller's number is said
     #: after it. Empty: the default prompt.
     abandon_message: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    #: Which calls are recorded (callcenter.db.models_quality.RECORD_POLICIES); the share
+    #: of calls for "sampled".
+    record_policy: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    record_share: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
     #: First start: the campaign's life, and its 30-day periods, count from here.
     started_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
@@ -137,6 +141,11 @@ class Campaign(Base):
             "abandon_target > 0 AND abandon_target <= abandon_cap", name="abandon_target_below"
         ),
         CheckConstraint("hours_start < hours_end", name="hours_ordered"),
+        CheckConstraint(
+            "record_policy IN ('none','all','sampled','on_demand') "
+            "AND record_share BETWEEN 0 AND 1",
+            name="record_policy_known",
+        ),
         CheckConstraint("max_attempts BETWEEN 1 AND 100", name="max_attempts_range"),
     )
 

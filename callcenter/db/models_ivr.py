@@ -82,7 +82,8 @@ class Callback(Base):
 
 
 class SurveyAnswer(Base):
-    """One answer (1-5) to one post-call survey question, with the agent who took the call."""
+    """One answer to one survey question (1-5, or 0-10 for an NPS question), with the agent
+    who took the call, its queue and, for an outbound call, its campaign."""
 
     __tablename__ = "survey_answers"
 
@@ -92,13 +93,24 @@ class SurveyAnswer(Base):
     uniqueid: Mapped[str] = mapped_column(String(64))
     question: Mapped[str] = mapped_column(String(64))
     score: Mapped[int] = mapped_column(SmallInteger)
+    # The question's scale: 5 (CSAT, 1-5) or 10 (NPS, "how likely to recommend", 0-10).
+    scale: Mapped[int] = mapped_column(SmallInteger, default=5, server_default="5")
     agent: Mapped[str | None] = mapped_column(String(64))
     queue: Mapped[str | None] = mapped_column(String(64))
+    # The outbound campaign whose call this was (its survey, or an agent's call of it).
+    campaign: Mapped[str | None] = mapped_column(String(64))
     answered_at: Mapped[dt.datetime]
 
     __table_args__ = (
-        CheckConstraint("score BETWEEN 1 AND 5", name="score_range"),
+        CheckConstraint(
+            "(scale = 5 AND score BETWEEN 1 AND 5) OR (scale = 10 AND score BETWEEN 0 AND 10)",
+            name="score_range",
+        ),
         # A re-run survey script overwrites an answer rather than counting it twice.
         UniqueConstraint("node", "uniqueid", "question"),
         Index("ix_survey_answers_agent_answered", "agent", "answered_at"),
+        # Satisfaction per queue, per campaign and per week (callcenter report, wallboard).
+        Index("ix_survey_answers_queue_answered", "queue", "answered_at"),
+        Index("ix_survey_answers_campaign_answered", "campaign", "answered_at"),
+        Index("ix_survey_answers_answered", "answered_at"),
     )
