@@ -55,6 +55,7 @@ TABLES = {
     "qa_questions",
     "qa_evaluations",
     "qa_answers",
+    "revoked_sessions",
 }
 
 

@@ -65,3 +65,20 @@ class TvToken(Base):
             postgresql_where=text("NOT revoked"),
         ),
     )
+
+
+class RevokedSession(Base):
+    """A session ended before its time (logout, or an operator's revoke): its id, until the
+    session would have expired anyway (then the row may go: a signed session past its
+    ``exp`` is refused on its own). Every web process reads the table with the users and
+    tokens, so a logout holds in every process within the directory's refresh period, and
+    at once in the process that served it."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(140), default="")
+    revoked_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[dt.datetime]
+
+    __table_args__ = (Index("ix_revoked_sessions_expires", "expires_at"),)
