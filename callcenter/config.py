@@ -18,6 +18,7 @@ settings object can be logged or printed safely.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import secrets
@@ -151,8 +152,15 @@ class WallboardSettings:
     kpi_max_age: float = 30.0  # ...and at least this often
     session_hours: float = 12.0
     tv_session_days: float = 400.0  # browsers cap cookies at 400 days
-    login_attempts: int = 5  # failures per login_window, per address and per name
+    login_attempts: int = 5  # failures per login_window, per (address, account) pair
     login_window: float = 300.0
+    login_address_attempts: int = 20  # failures per login_window per address, all accounts
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For/-Proto are believed: none.
+    trusted_proxies: tuple[str, ...] = ()
+    # HTTPS: the certificate (chain) and its key, PEM files; both or neither.
+    tls_cert: str = ""
+    tls_key: str = ""
+    hsts: int = 31536000  # Strict-Transport-Security max-age on HTTPS answers; 0: none
     # The reasons an agent picks from on the agent's desktop when pausing.
     pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "coaching")
     # The campaign the agent's desktop books callbacks into (create it: campaigns add).
@@ -273,6 +281,44 @@ class WebhooksSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingSettings:
+    """Call recording (``[recording]``; callcenter/recordings, docs/recordings.md). Which calls
+    are recorded is each queue's and campaign's policy (``queues update Q --record ...``)."""
+
+    # Where MixMonitor writes (YYYY/MM/DD/ below it) and the web app reads. Empty: the private
+    # instance's <[asterisk] directory>/recordings. Relative: from the working directory.
+    dir: str = ""
+    # wav (16-bit PCM, 8 kHz) or wav16 (16 kHz): what browsers play and Python's wave reads.
+    format: str = "wav"
+    # A beep every this many seconds while recording (MixMonitor option B); 0: none.
+    beep_seconds: int = 0
+    # The DTMF code, received on the agent's channel, that starts an on-demand recording: the
+    # web's "Record" button sends it over AMI (PlayDTMF Receive); the agent's phone may too.
+    demand_code: str = "*9"
+    # Seconds after a recorded leg ended before a file that never closed is marked missing.
+    missing_after: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    """SIP attack detection (``[security]``; callcenter/security, docs/security-sip.md): failed
+    logins counted per source address by the AMI bridge."""
+
+    # An alert when one address fails this many logins (SIP or AMI) within window seconds.
+    threshold: int = 10
+    window: float = 60.0
+    # Also block it: the private Asterisk's SIP ACL refuses it (403) until `security unblock`.
+    block: bool = False
+    # Never blocked: the operator's own networks (offices, VPN, the trunks' providers).
+    allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # Seconds an alert stays on the board after the address's last failure.
+    alert_hold: float = 900.0
+    # Addresses counted at once; past this the least recently seen are forgotten, so a flood
+    # of (spoofed) addresses cannot grow the bridge's memory.
+    max_tracked: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     nodes: tuple[NodeSettings, ...] = (NodeSettings(name="local"),)
     database: DatabaseSettings = DatabaseSettings()
@@ -285,6 +331,8 @@ class Settings:
     bridge: BridgeSettings = BridgeSettings()
     dialer: DialerSettings = DialerSettings()
     webhooks: WebhooksSettings = WebhooksSettings()
+    recording: RecordingSettings = RecordingSettings()
+    security: SecuritySettings = SecuritySettings()
     trunks: tuple[TrunkSettings, ...] = ()
     # The [ivr.<name>] tables, raw: callcenter.agi.ivr.load_ivrs checks them (with the sounds).
     ivr: dict[str, Any] = field(default_factory=dict)
@@ -315,6 +363,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "bridge": BridgeSettings,
     "dialer": DialerSettings,
     "webhooks": WebhooksSettings,
+    "recording": RecordingSettings,
+    "security": SecuritySettings,
 }
 
 
@@ -542,8 +592,9 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
         )
     for key in ("push_interval", "kpi_interval", "kpi_max_age", "session_hours",
                 "tv_session_days", "login_window", "longest_wait_alert", "waiting_alert",
-                "login_attempts"):  # fmt: skip
+                "login_attempts", "login_address_attempts"):  # fmt: skip
         _positive(getattr(w, key), f"wallboard.{key}", where)
+    _wallboard_web(w, where)
     _positive(s.bridge.spool_max_mb, "bridge.spool_max_mb", where)
     _positive(s.bridge.flush_interval, "bridge.flush_interval", where)
     _positive(s.bridge.queue_refresh, "bridge.queue_refresh", where)
@@ -570,6 +621,8 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
         raise ConfigError(
             f"{where('webhooks.keep_days')}: webhooks.keep_days must cover max_age_hours"
         )
+    _recording(s.recording, where)
+    _security(s.security, where)
     if not s.asterisk.rtp_start < s.asterisk.rtp_end:
         raise ConfigError(f"{where('asterisk.rtp_start')}: asterisk.rtp_start must be < rtp_end")
     if s.asterisk.rtp_start % 2:
@@ -613,6 +666,77 @@ def _validate(s: Settings, where: Callable[[str], str]) -> None:
         )
     if not NAME_RE.match(s.mqtt.topic_prefix.replace("/", "-")):
         raise ConfigError(f"{where('mqtt.topic_prefix')}: mqtt.topic_prefix must be a plain name")
+
+
+def _recording(r: RecordingSettings, where: Callable[[str], str]) -> None:
+    """``[recording]``: a format Asterisk writes and browsers play, a DTMF code, sane times."""
+    if r.format not in ("wav", "wav16"):
+        raise ConfigError(
+            f"{where('recording.format')}: recording.format = {r.format!r} is not wav or wav16"
+        )
+    if r.beep_seconds < 0:
+        raise ConfigError(
+            f"{where('recording.beep_seconds')}: recording.beep_seconds must be 0 (no beep) or more"
+        )
+    if not re.fullmatch(r"[0-9*#A-D]{1,8}", r.demand_code):
+        raise ConfigError(
+            f"{where('recording.demand_code')}: recording.demand_code = {r.demand_code!r} "
+            "must be 1-8 DTMF digits (0-9 * # A-D)"
+        )
+    _positive(r.missing_after, "recording.missing_after", where)
+    if any(c in r.dir for c in "\r\n;,"):
+        raise ConfigError(
+            f"{where('recording.dir')}: recording.dir may hold no line break, ';' or ','"
+        )
+
+
+def _security(sec: SecuritySettings, where: Callable[[str], str]) -> None:
+    """``[security]``: a threshold and window that can be met, a readable allow-list."""
+    if not 1 <= sec.threshold <= 1000:
+        raise ConfigError(
+            f"{where('security.threshold')}: security.threshold = {sec.threshold} must be "
+            "1-1000 failed logins (within security.window seconds)"
+        )
+    _positive(sec.window, "security.window", where)
+    _positive(sec.alert_hold, "security.alert_hold", where)
+    if sec.max_tracked < 100:
+        raise ConfigError(
+            f"{where('security.max_tracked')}: security.max_tracked = {sec.max_tracked} must "
+            "be at least 100 addresses"
+        )
+    for entry in sec.allow:
+        host, slash, bits = entry.strip().partition("/")
+        host = host.removeprefix("[").removesuffix("]").split("%", 1)[0]
+        try:
+            ipaddress.ip_network(f"{host}{slash}{bits}", strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{where('security.allow')}: security.allow: {entry!r} is not an IP address "
+                'or network (e.g. "192.168.1.0/24" or "2001:db8::/48")'
+            ) from None
+
+
+def _wallboard_web(w: WallboardSettings, where: Callable[[str], str]) -> None:
+    """The wallboard's proxies, TLS files and HSTS (callcenter/wallboard/auth.py, app.py)."""
+    for entry in w.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{where('wallboard.trusted_proxies')}: wallboard.trusted_proxies: {entry!r} is "
+                'not an IP address or network (e.g. "127.0.0.1" or "10.0.0.0/24")'
+            ) from None
+    if bool(w.tls_cert) != bool(w.tls_key):
+        given, missing = ("tls_cert", "tls_key") if w.tls_cert else ("tls_key", "tls_cert")
+        raise ConfigError(
+            f"{where('wallboard.' + given)}: wallboard.{given} is set but wallboard.{missing} "
+            "is not: tls_cert and tls_key go together (PEM files) to serve HTTPS, or neither"
+        )
+    if w.hsts < 0:
+        raise ConfigError(
+            f"{where('wallboard.hsts')}: wallboard.hsts = {w.hsts} must be 0 (no header) or "
+            "the seconds browsers keep to HTTPS, e.g. 31536000"
+        )
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -710,8 +834,13 @@ kpi_interval = 1.0       # least seconds between queries of today's figures
 kpi_max_age = 30.0       # ...and at least this often
 session_hours = 12.0
 tv_session_days = 400.0  # read-only TV screens stay logged in this long
-login_attempts = 5       # failed logins per login_window, per address and per name
+login_attempts = 5       # failed logins per login_window, per (address, account) pair
 login_window = 300.0
+login_address_attempts = 20   # failed logins per login_window from one address, all accounts
+trusted_proxies = []     # reverse proxies whose X-Forwarded-For/-Proto count, e.g. ["127.0.0.1"]
+tls_cert = ""            # HTTPS: certificate chain (PEM) and its key; both or neither
+tls_key = ""
+hsts = 31536000          # Strict-Transport-Security max-age over HTTPS; 0: no header
 pause_reasons = ["break", "lunch", "training", "meeting", "coaching"]   # the agent's desktop
 callback_campaign = "callbacks"   # where the agent's desktop books callbacks (a campaign)
 
@@ -746,6 +875,24 @@ backoff_base = 10.0      # first retry after 5-10 s, then doubling...
 backoff_cap = 600.0      # ...up to 5-10 minutes between tries
 max_age_hours = 72.0     # an event not delivered by then is given up (dead)
 keep_days = 30.0         # delivered and dead rows and their log are deleted after this
+
+[recording]
+# Call recording (docs/recordings.md); which calls: `callcenter queues update Q --record ...`.
+dir = ""                 # where the files go (YYYY/MM/DD/ below); empty:
+                         # <[asterisk] directory>/recordings
+format = "wav"           # wav (8 kHz) | wav16 (16 kHz)
+beep_seconds = 0         # a beep every N seconds while recording; 0: none
+demand_code = "*9"       # DTMF that starts an on-demand recording (the web sends it over AMI)
+missing_after = 120.0    # seconds after a call a file that never closed is marked missing
+
+[security]
+# SIP attack detection (docs/security-sip.md): failed logins counted per source address.
+threshold = 10           # an alert when one address fails this many logins...
+window = 60.0            # ...within this many seconds
+block = false            # also block it in the private Asterisk's SIP ACL (403 from then on)
+allow = ["127.0.0.1/32", "::1/128"]   # never blocked: add your offices, VPN and trunks
+alert_hold = 900.0       # seconds an alert stays on the board after the last failure
+max_tracked = 10000      # addresses counted at once (memory stays bounded under a flood)
 
 [asterisk]
 # The private Asterisk that `callcenter asterisk run` starts.

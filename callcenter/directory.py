@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, selectinload
 from callcenter import names
 from callcenter.db.models import Agent, AgentSession, Call, Queue, QueueMember, QueueVisit
 from callcenter.domain import QueueStrategy
+from callcenter.recordings import policy as recording_policy
 
 QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 EXTENSION_RE = re.compile(r"^[0-9]{2,16}$")
@@ -225,6 +226,16 @@ QUEUE_FLAGS = (
 
 
 def _apply_queue_settings(queue: Queue, settings: dict[str, Any]) -> None:
+    settings = dict(settings)
+    policy, share = settings.pop("record_policy", None), settings.pop("record_share", None)
+    if policy is not None or share is not None:
+        # Checked together: a sampled policy needs a share (callcenter.recordings.policy).
+        current = recording_policy.RecordPolicy.of(queue.record_policy, queue.record_share)
+        try:
+            checked = recording_policy.check(policy, share, current=current)
+        except recording_policy.PolicyError as exc:
+            raise DirectoryError(str(exc)) from None
+        queue.record_policy, queue.record_share = checked.policy, checked.share
     for key, value in settings.items():
         if value is None:
             continue
@@ -390,6 +401,8 @@ QUEUE_FIELDS = (
     "announce_frequency_seconds",
     "autopause_after",
     "music_class",
+    "record_policy",
+    "record_share",
 )
 
 

@@ -45,6 +45,9 @@ a choice:
   in every queue, and a call outranks a pause -- so pause time (above) and the state spans
   behind occupancy measure different things, and pause time is not occupancy's complement.
   Spans still open end at ``now``.
+- Per queue, **CSAT** and **NPS** of the survey answers given in the interval with that queue
+  (by ``answered_at``), each with its number of answers: :mod:`callcenter.satisfaction`
+  (``callcenter report --satisfaction`` groups them by agent, campaign or week too).
 
 Durations are seconds (floats); ratios are 0..1 or None when their denominator is 0.
 """
@@ -54,13 +57,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from callcenter.config import ReportingSettings
+from callcenter.satisfaction import measures as satisfaction
+from callcenter.satisfaction import store as satisfaction_store
 
 DEFAULT_SL_SECONDS = 20
 
@@ -202,6 +207,13 @@ class QueueFigures:
     sl_base: int = 0
     #: Answered visits that are over (talk time known): AHT's denominator.
     finished: int = 0
+    #: Satisfaction of the survey answers given in the interval with this queue (by
+    #: ``answered_at``, not by the visit: callcenter.satisfaction): CSAT 0..1 and NPS
+    #: -100..100, None when nobody answered, with their numbers of answers.
+    csat: float | None = None
+    csat_n: int = 0
+    nps: float | None = None
+    nps_n: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +437,16 @@ def agent_figures(
     return out
 
 
+def _with_satisfaction(
+    session: Session, since: dt.datetime, until: dt.datetime, queues: list[QueueFigures]
+) -> list[QueueFigures]:
+    """Each queue's figures with the CSAT and NPS of the survey answers of the interval."""
+    answers = satisfaction_store.counts(session, since, until, "queue")
+    return [
+        replace(q, **answers.get(q.queue, satisfaction.Satisfaction()).figures()) for q in queues
+    ]
+
+
 def build_report(
     session: Session,
     since: dt.datetime,
@@ -445,6 +467,10 @@ def build_report(
             "short_abandon_seconds": rules.short_abandon_seconds,
             "abandons_count_against_sl": rules.abandons_count_against_sl,
         },
-        queues=queue_figures(session, since, until, rules, queue, now=now) if agent is None else [],
+        queues=_with_satisfaction(
+            session, since, until, queue_figures(session, since, until, rules, queue, now=now)
+        )
+        if agent is None
+        else [],
         agents=agent_figures(session, since, until, now, agent) if queue is None else [],
     )

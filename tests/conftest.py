@@ -22,6 +22,7 @@ from callcenter import config
 from callcenter.cli.main import cli
 from callcenter.db import engine as db
 from callcenter.db.models import Base
+from tests.browser import browser  # noqa: F401 - the fixture, for every browser test
 
 SERVER = os.environ.get("CALLCENTER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
 

@@ -41,14 +41,16 @@ def empty_engine() -> Iterator[Engine]:
 def test_migration_0002_up_down(empty_engine: Engine) -> None:
     db.upgrade(empty_engine, "0002")
     assert set(sa.inspect(empty_engine).get_table_names()) >= IVR_TABLES
+    db.downgrade(empty_engine, "0001")
+    assert not IVR_TABLES & set(sa.inspect(empty_engine).get_table_names())
+    # Later migrations add to these tables (0012: survey_answers.scale and campaign): the
+    # models match the chain as a whole, not 0002 alone.
+    db.upgrade(empty_engine, "head")
     with empty_engine.connect() as conn:
         ours = [t for t in Base.metadata.sorted_tables if t.name in IVR_TABLES]
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert ours
     assert not [d for d in diff if any(t.name in str(d) for t in ours)]
-    db.downgrade(empty_engine, "0001")
-    assert not IVR_TABLES & set(sa.inspect(empty_engine).get_table_names())
-    db.upgrade(empty_engine, "0002")
 
 
 def test_ivr_check_without_ivrs(run_cli: Cli) -> None:

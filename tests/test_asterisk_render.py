@@ -132,7 +132,9 @@ def test_manager_binds_loopback_with_one_least_privilege_user(out: dict[str, byt
     # deny must come first: Asterisk applies the rules in order, the last match wins.
     keys = [e.key for e in user.entries if e.key in ("deny", "permit")]
     assert keys == ["deny", "permit"]
-    assert set(user.one("read").split(",")) == {"agent", "call", "dialplan", "system", "user"}
+    assert set(user.one("read").split(",")) == {
+        "agent", "call", "dialplan", "security", "system", "user"
+    }  # fmt: skip
     write = set(user.one("write").split(","))
     assert write == {"agent", "call", "originate", "reporting"}
     assert not write & {"system", "config", "command", "all"}

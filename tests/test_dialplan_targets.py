@@ -306,8 +306,22 @@ def test_every_context_is_reachable_from_an_entry_point(
             # b(context^exten^priority): a Gosub on each member's channel before it is rung.
             options = args[1] if len(args) > 1 else ""
             edges[step.context] |= set(re.findall(r"b\(([^^)]+)\^", options))
-    reached = set(ENTRY_CONTEXTS)
-    todo = list(ENTRY_CONTEXTS)
+            # The 7th argument: a Gosub app_queue runs on the member's leg once answered.
+            if len(args) > 6 and args[6].strip():
+                edges[step.context].add(args[6].split(",")[0].strip())
+    # features.conf's applicationmap: a Gosub run on a channel that keys the feature's DTMF.
+    features = conffile.parse(rendered["features.conf"].decode(), "features.conf")
+    feature_contexts = {
+        m.group(1)
+        for section in features.sections
+        if section.name == "applicationmap"
+        for value in (e.value for e in section.entries)
+        for m in [re.search(r"Gosub\(([^,)]+),", value)]
+        if m
+    }
+    assert feature_contexts <= set(plan.contexts), feature_contexts
+    reached = set(ENTRY_CONTEXTS) | feature_contexts
+    todo = list(reached)
     while todo:
         for nxt in edges[todo.pop()] - reached:
             reached.add(nxt)

@@ -56,6 +56,7 @@ TABLES = {
     "qa_evaluations",
     "qa_answers",
     "revoked_sessions",
+    "sip_blocks",
 }
 
 

@@ -29,6 +29,7 @@ from callcenter import config, directory
 from callcenter.agi.features import queue_add_actions
 from callcenter.db.models import Call
 from callcenter.wallboard.app import Wallboard
+from tests.browser import ARTIFACTS
 from tests.calllog import with_visit
 from tests.fake_ami import FakeAmi, FakeConnection, frame, recorded_events
 from tests.test_bridge import bridge_running, bridge_settings
@@ -47,31 +48,8 @@ from tests.test_wallboard_support import (
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 #: The issue's bound: a figure changes on the board within a second of the event.
 WITHIN = 1.0
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat, before anything runs
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    api = pytest.importorskip("playwright.async_api", reason="the playwright package is absent")
-    async with api.async_playwright() as pw:
-        launched: Browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def split_after(frames: list[str], event: str) -> int:

@@ -156,6 +156,7 @@ def test_topics_and_client_ids() -> None:
         "cc/+/calls/+",
         "cc/+/status",
         "cc/campaigns/+",
+        "cc/security/alerts",
     ]
     from callcenter.config import MqttSettings
 

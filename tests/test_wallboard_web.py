@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import Engine
 
 from callcenter import config
-from callcenter.wallboard.auth import RateLimiter, Signer
+from callcenter.wallboard.auth import LoginThrottle, Signer
 from tests.test_wallboard_support import (
     PASSWORD,
     add_token,
@@ -107,7 +107,7 @@ async def test_wrong_password_and_rate_limit(
     wb_settings: config.Settings, clean_db: Engine
 ) -> None:
     async with http(wb_settings, clean_db) as (wb, client):
-        wb.parts.limiter = RateLimiter(attempts=3, window=60)
+        wb.parts.limiter = LoginThrottle(attempts=3, window=60, address_attempts=10)
         for attempt in range(4):
             page = await client.get("/login")
             resp = await client.post(
@@ -116,14 +116,15 @@ async def test_wrong_password_and_rate_limit(
             )
             assert resp.status == (401 if attempt < 3 else 429)
         assert int(resp.headers["Retry-After"]) > 0
-        # Even the right password waits now: the limit is on the name and the address.
+        # Even the right password waits now: the limit is on the name from this address.
         page = await client.get("/login")
         resp = await client.post(
             "/login", data={"name": "sam", "password": PASSWORD, "csrf": csrf_of(await page.text())}
         )
         assert resp.status == 429
-        # Unknown names cost the same and count the same.
-        assert wb.parts.limiter.retry_after("name:nobody") == 0
+        # Another name from here may still try; nobody elsewhere is locked out.
+        assert wb.parts.limiter.retry_after("127.0.0.1", "user:nobody") == 0
+        assert wb.parts.limiter.retry_after("192.0.2.7", "user:sam") == 0
 
 
 async def test_login_form_without_its_nonce_is_refused(

@@ -265,6 +265,6 @@ class Channel:
 def _digit(reply: Reply) -> str:
     """STREAM FILE, WAIT FOR DIGIT, SAY ...: ``result`` is the ASCII code of the digit, 0 none."""
     value = reply.value
-    if value is None or value <= 0:
+    if value is None or not 0 < value < 128:  # chr() raises past 0x10FFFF; DTMF is ASCII
         return ""
     return chr(value) if chr(value) in DTMF else ""

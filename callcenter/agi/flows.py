@@ -66,8 +66,9 @@ Scripts
   channel, overrides how the customer is dialled (default ``agi.callback_dial`` with the
   global OUTBOUND_TRUNK).
 
-``survey`` — arg 1: queue, arg 2: agent (``${MEMBERNAME}``), arg 3: IVR (default IVR_NAME).
-  See survey.py. Sets SURVEY_SCORES (``question=score,...``).
+``survey`` — arg 1: queue, arg 2: agent (``${MEMBERNAME}``), arg 3: IVR (default IVR_NAME),
+  arg 4: the outbound campaign (``${CAMPAIGN_ID}``; none for an inbound call). See survey.py.
+  Sets SURVEY_SCORES (``question=score,...``).
 
 ``agent-login``, ``agent-logout``, ``agent-pause`` (reason), ``agent-unpause`` — feature codes,
   see features.py. Set AGENT_STATUS.
@@ -329,6 +330,7 @@ class Flows:
         queue = (args[0] if args else "") or await channel.get_variable("QUEUE") or None
         agent = (args[1] if len(args) > 1 else "") or await channel.get_variable("MEMBERNAME")
         named = (args[2] if len(args) > 2 else "") or await channel.get_variable("IVR_NAME") or ""
+        campaign = (args[3] if len(args) > 3 else "") or None
         ivr = s.ivrs.get(named)
         if ivr is None or ivr.survey is None:
             ivr = next((i for i in s.ivrs.values() if i.survey is not None), None)
@@ -338,6 +340,6 @@ class Flows:
         await channel.answer()
         scores = await run_survey(
             channel, ivr.survey, s.engine, node=s.node, agent=agent or None, queue=queue,
-            clock=s.clock,
+            campaign=campaign, clock=s.clock,
         )  # fmt: skip
         await channel.set_variable("SURVEY_SCORES", ",".join(f"{q}={v}" for q, v in scores.items()))

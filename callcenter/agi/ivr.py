@@ -47,15 +47,18 @@ Example (every key shown; most have defaults)::
     # extension = "1001"  (target extension)   mailbox = "100@default"  (target voicemail)
 
     [ivr.main.survey]            # the post-call survey of calls that came through this IVR
-    questions = [ { name = "agent", prompt = "survey-agent" },
-                  { name = "resolved", prompt = "survey-resolved" } ]
+    questions = [ { name = "agent", prompt = "survey-agent" },      # kind "csat": keys 1-5
+                  { name = "resolved", prompt = "survey-resolved" },
+                  { name = "recommend", prompt = "survey-recommend", kind = "nps" } ]
+                                 # kind "nps": 0-10; "10" is two keys, a one-key answer
+                                 # ends with # or after timeout seconds (survey.py)
     intro = "survey-intro"       # played first (default: none)
     thanks = "auth-thankyou"
     invalid_prompt = "invalid"
     timeout = 5.0
     retries = 2
     score = "average"            # calls.survey_score: "average" (rounded half up) or "first"
-                                 # (the first question answered)
+                                 # (the first question answered), of the CSAT answers only
 
     [ivr.main.callback]          # prompts of the callback script (defaults: core sounds)
     offer = "vm-num-i-have"      # "the number I have is" <the number>
@@ -73,11 +76,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from callcenter.agi.hours import BusinessHours, HoursError, parse_hours
 from callcenter.config import ConfigError
+from callcenter.satisfaction.measures import Kind
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _NODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -141,10 +145,21 @@ class Node:
         return out
 
 
+#: A survey question's kind: ``csat`` is answered 1-5, ``nps`` ("how likely are you to
+#: recommend us") 0-10 (see :mod:`callcenter.satisfaction.measures`).
+QUESTION_KINDS = ("csat", "nps")
+
+
 @dataclass(frozen=True, slots=True)
 class Question:
     name: str
     prompts: tuple[str, ...]
+    kind: Kind = "csat"
+
+    @property
+    def scale(self) -> int:
+        """The scale its answers are stored on (``survey_answers.scale``): 5 or 10."""
+        return 10 if self.kind == "nps" else 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +244,7 @@ NODE_KEYS = {
     "extension", "mailbox",
 }  # fmt: skip
 SURVEY_KEYS = {"questions", "intro", "thanks", "invalid_prompt", "timeout", "retries", "score"}
+QUESTION_KEYS = {"name", "prompt", "kind"}
 CALLBACK_KEYS = {"offer", "confirm", "enter", "accepted", "invalid_prompt"}
 
 
@@ -456,12 +472,22 @@ def _survey(ctx: _Ctx, body: Any) -> Survey:
         raise ctx.error('questions must be a list such as [{ name = "agent", prompt = "x" }]')
     questions: list[Question] = []
     for item in raw:
-        if not isinstance(item, Mapping) or set(item) != {"name", "prompt"}:
-            raise ctx.error(f"question {item!r} needs exactly name and prompt")
+        if not isinstance(item, Mapping) or not {"name", "prompt"} <= set(item) <= QUESTION_KEYS:
+            raise ctx.error(
+                f"question {item!r} needs name and prompt, and may have kind "
+                '(e.g. { name = "recommend", prompt = "survey-recommend", kind = "nps" })'
+            )
         qname = ctx.text(item["name"], "question name", _QUESTION)
         if any(q.name == qname for q in questions):
             raise ctx.error(f"question {qname!r} is given twice")
-        questions.append(Question(qname, ctx.prompts(item["prompt"], f"question {qname!r}")))
+        kind = item.get("kind", "csat")
+        if kind not in QUESTION_KINDS:
+            raise ctx.error(
+                f"question {qname!r}: kind = {kind!r} is not csat (answered 1-5) or nps "
+                "(answered 0-10)"
+            )
+        prompts = ctx.prompts(item["prompt"], f"question {qname!r}")
+        questions.append(Question(qname, prompts, cast(Kind, kind)))
     kwargs: dict[str, Any] = {"questions": tuple(questions)}
     for key, attr in (
         ("intro", "intro"),

@@ -66,8 +66,12 @@ _ENV_KEY = re.compile(r"[A-Za-z0-9_]{1,64}")
 _REPLY_LINE = re.compile(r"(\d{3})([ -])(.*)", re.DOTALL)
 _COMMAND_NAME = re.compile(r"[A-Za-z]+( [A-Za-z]+)*")
 _RESULT = re.compile(r"result=(\S*)(.*)", re.DOTALL)
-_TAIL = re.compile(r"(\s+\w+=\S*)*\s*", re.DOTALL)
-_PAIR = re.compile(r"(\w+)=(\S*)")
+_TOKEN = re.compile(r"\S+")
+_KEY = re.compile(r"\w+=")
+# \b: a key starts a word. The same pairs as without it (a word not followed by "=" fails from
+# any of its letters), but without it findall tried every letter of a long word: quadratic.
+_PAIR = re.compile(r"\b(\w+)=(\S*)")
+_INT = re.compile(r"-?[0-9]+")
 
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -108,7 +112,12 @@ class Environment:
         its query string and surrounding slashes, e.g. ``errors`` for ``errors?case=1``."""
         raw = self.values.get("agi_network_script")
         if raw is None:
-            raw = urlsplit(self.request).path if "://" in self.request else self.request
+            raw = self.request
+            if "://" in raw:
+                try:
+                    raw = urlsplit(raw).path
+                except ValueError:  # "agi://[host/x": urlsplit refuses a bad IPv6 host
+                    raw = raw.split("://", 1)[1].partition("/")[2]
         return raw.split("?", 1)[0].strip("/")
 
     @property
@@ -191,7 +200,12 @@ class Reply:
     @property
     def endpos(self) -> int | None:
         raw = self.extra.get("endpos")
-        return int(raw) if raw is not None and raw.lstrip("-").isdigit() else None
+        if raw is None or not _INT.fullmatch(raw):
+            return None
+        try:
+            return int(raw)
+        except ValueError:  # more digits than int() reads (sys.get_int_max_str_digits)
+            return None
 
     @property
     def timed_out(self) -> bool:
@@ -210,14 +224,8 @@ def parse_reply(code: int, text: str) -> Reply:
     result, after = m.group(1), m.group(2)
     data: str | None = None
     rest = after.lstrip(" ")
-    if rest.startswith("("):
-        # The data may itself hold parentheses and spaces (a variable's value): it ends at the
-        # last ')' that only key=value pairs follow.
-        end = len(rest)
-        while (end := rest.rfind(")", 0, end)) > 0:
-            if _TAIL.fullmatch(rest, end + 1):
-                data, after = rest[1:end], rest[end + 1 :]
-                break
+    if rest.startswith("(") and (end := _data_end(rest)) > 0:
+        data, after = rest[1:end], rest[end + 1 :]
     return Reply(
         code=code,
         result=result,
@@ -225,6 +233,24 @@ def parse_reply(code: int, text: str) -> Reply:
         extra=MappingProxyType(dict(_PAIR.findall(after))),
         text=text,
     )
+
+
+def _data_end(rest: str) -> int:
+    """Where the data of ``rest`` (``(data) key=value ...``) ends: the index of the last ``)``
+    that only ``key=value`` pairs follow, or -1. The data may itself hold parentheses and
+    spaces (a variable's value).
+
+    In one pass: the pairs are the whitespace-separated tokens at the end that read
+    ``key=...``; the ``)`` ends the rightmost of them, or the token before them, that ends in
+    one. (Trying each ``)`` with a regex over what follows it, as this did before, made a
+    64 kB reply of `` a=)`` take 25 s: tests/test_fuzz_regressions.py.)
+    """
+    for m in reversed(list(_TOKEN.finditer(rest))):
+        if rest[m.end() - 1] == ")":
+            return m.end() - 1
+        if not _KEY.match(rest, m.start()):
+            break
+    return -1
 
 
 Item = Environment | Reply | HangupNotice

@@ -38,6 +38,7 @@ __all__ = [
     "AgentRingNoAnswer",
     "AttendedTransfer",
     "BlindTransfer",
+    "CallRecording",
     "ChannelEvent",
     "CoreShowChannel",
     "CoreShowChannelsComplete",
@@ -48,6 +49,8 @@ __all__ = [
     "Hold",
     "MalformedEvent",
     "MemberEvent",
+    "MixMonitorMute",
+    "MixMonitorStop",
     "Newchannel",
     "Newstate",
     "OriginateResponse",
@@ -262,6 +265,50 @@ class UserEvent(Event):
     channel: str
     uniqueid: str
     fields: Fields
+
+
+#: Our own UserEvent: a MixMonitor started (dialplans/recording.conf.j2, [recording-start]).
+CALL_RECORDING = "CallRecording"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecording(UserEvent):
+    """``UserEvent(CallRecording)``, raised by our dialplan on the channel MixMonitor records
+    (the agent's leg; ``channel``/``uniqueid`` are that leg's) right after MixMonitor started.
+
+    ``file`` is relative to the recordings directory; ``call_uniqueid``/``call_linkedid`` the
+    caller's channel (the ``calls`` row); ``queue``/``campaign`` ("" when none) and ``agent``
+    (app_queue's MEMBERNAME) what the row is filed under; ``reason`` policy | sampled |
+    on_demand; ``requested_by`` who asked for an on-demand recording ("" otherwise). No
+    Asterisk event names a MixMonitor's file (MixMonitorStart carries the channel only):
+    this one is ours for that reason."""
+
+    file: str
+    call_uniqueid: str
+    call_linkedid: str
+    queue: str
+    campaign: str
+    agent: str
+    reason: str
+    requested_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class MixMonitorMute(ChannelEvent):
+    """A MixMonitor was muted or unmuted (AMI action MixMonitorMute; main/manager_channels.c).
+    ``direction``: read (what the channel says), write (what it hears) or both; ``muted``:
+    State 1. Asterisk raises it even when the channel has no MixMonitor (it mutes nothing
+    then), so it proves nothing by itself."""
+
+    direction: str
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MixMonitorStop(ChannelEvent):
+    """StopMixMonitor (app or AMI action) stopped the channel's MixMonitor. Not raised when
+    the channel hangs up: the file is closed by the mixmonitor thread a moment later, without
+    any event."""
 
 
 # --- queue members --------------------------------------------------------------------------
@@ -748,7 +795,20 @@ def _originate_response(f: Fields, node: str, t: float) -> Event:
 
 
 def _user_event(f: Fields, node: str, t: float) -> Event:
-    return UserEvent(node, t, _req(f, "UserEvent"), f.get("Channel", ""), f.get("Uniqueid", ""), f)
+    name = _req(f, "UserEvent")
+    if name == CALL_RECORDING:
+        return CallRecording(
+            node, t, name, f.get("Channel", ""), _req(f, "Uniqueid"), f,
+            _req(f, "File").strip(), _req(f, "CallUniqueid").strip(),
+            f.get("CallLinkedid", "").strip(), f.get("Queue", "").strip(),
+            f.get("Campaign", "").strip(), f.get("Agent", "").strip(),
+            f.get("Reason", "").strip(), f.get("RequestedBy", "").strip(),
+        )  # fmt: skip
+    return UserEvent(node, t, name, f.get("Channel", ""), f.get("Uniqueid", ""), f)
+
+
+def _mixmonitor_mute(f: Fields, node: str, t: float) -> Event:
+    return MixMonitorMute(*_chan(f, node, t), f.get("Direction", "both"), _bool(f, "State"))
 
 
 def _queue_member(f: Fields, node: str, t: float) -> Event:
@@ -875,6 +935,8 @@ EVENT_TYPES: Mapping[str, Builder] = {
     "AttendedTransfer": _attended_transfer,
     "OriginateResponse": _originate_response,
     "UserEvent": _user_event,
+    "MixMonitorMute": _mixmonitor_mute,
+    "MixMonitorStop": _chan_builder(MixMonitorStop),
     "QueueMemberAdded": _member_builder(QueueMemberAdded),
     "QueueMemberRemoved": _member_builder(QueueMemberRemoved),
     "QueueMemberPause": _member_builder(QueueMemberPause),
@@ -898,14 +960,26 @@ EVENT_TYPES: Mapping[str, Builder] = {
 }
 
 
+#: The last second of the year 9999: ``datetime`` (and so the call log) ends there.
+_TIME_LIMIT = 253_402_300_799.0
+
+
 def event_time(fields: Fields, received_at: float) -> float:
-    """The ``Timestamp`` header (``timestampevents = yes``) if valid, else ``received_at``."""
+    """The ``Timestamp`` header (``timestampevents = yes``) if valid, else ``received_at``.
+
+    Valid means epoch seconds from 1970 to the year 9999: ``float`` also reads ``nan``,
+    ``inf`` and ``1e300``, which no clock sends and the call log cannot store (formatting
+    the audit row raised out of the bridge's handler: tests/test_fuzz_regressions.py).
+    """
     stamp = fields.get("Timestamp")
     if stamp:
         try:
-            return float(stamp)
+            value = float(stamp)
         except ValueError:
             pass
+        else:
+            if 0.0 <= value < _TIME_LIMIT:  # False for nan too
+                return value
     return received_at
 
 

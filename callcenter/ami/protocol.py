@@ -13,6 +13,9 @@ and gets back complete frames. What the wire looks like (Asterisk 22, see
 - Text is UTF-8, and a character can be split between two TCP reads: decoding each chunk on its
   own loses it (panoramisk turned "José" into "Jos"). We decode incrementally and replace
   invalid bytes instead of dropping them.
+- No Asterisk string holds a NUL (they are C strings), and PostgreSQL text refuses one: a NUL
+  in a frame made the call log's whole batch fail again at every retry. It is replaced, as an
+  invalid byte is (U+FFFD).
 """
 
 from __future__ import annotations
@@ -188,6 +191,8 @@ class AmiParser:
         text = self._decoder.decode(data)
         if not text:
             return []
+        if "\x00" in text:
+            text = text.replace("\x00", "\ufffd")
         buf = self._buf + text
         out: list[Frame] = []
         pos = 0

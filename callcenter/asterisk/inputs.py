@@ -1,12 +1,14 @@
-"""Render inputs from the database: agents (with their SIP secrets) and queues."""
+"""Render inputs from the database: agents (with their SIP secrets), queues, and the
+campaigns' recording policies."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from callcenter.asterisk.render import AgentConf, QueueConf
+from callcenter.asterisk.render import AgentConf, CampaignConf, QueueConf
 from callcenter.db.models import Agent, Queue
+from callcenter.db.models_campaigns import Campaign
 
 
 def agent_conf(agent: Agent) -> AgentConf:
@@ -39,6 +41,8 @@ def queue_conf(queue: Queue) -> QueueConf:
         autopause=queue.autopause,
         autopause_after=queue.autopause_after,
         music_class=queue.music_class,
+        record_policy=queue.record_policy,
+        record_share=queue.record_share,
     )
 
 
@@ -47,3 +51,11 @@ def load(session: Session) -> tuple[list[AgentConf], list[QueueConf]]:
     agents = [agent_conf(a) for a in session.scalars(select(Agent).order_by(Agent.name))]
     queues = [queue_conf(q) for q in session.scalars(select(Queue).order_by(Queue.name))]
     return agents, queues
+
+
+def campaigns(session: Session) -> list[CampaignConf]:
+    """Every campaign's recording policy, by name (the dialplan's CREC_<campaign> globals)."""
+    rows = session.execute(
+        select(Campaign.name, Campaign.record_policy, Campaign.record_share).order_by(Campaign.name)
+    )
+    return [CampaignConf(name, policy, share) for name, policy, share in rows]

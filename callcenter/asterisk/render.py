@@ -38,6 +38,8 @@ import callcenter
 from callcenter import names
 from callcenter.config import ConfigError, Secret, Settings
 from callcenter.domain import QueueStrategy
+from callcenter.recordings import policy as recording_policy
+from callcenter.security import acl as security_acl
 
 #: The FastAGI scripts the dialplans call (served by ``callcenter agi``, the IVR issue).
 AGI_SCRIPTS = frozenset(
@@ -92,6 +94,7 @@ LOADED_MODULES: Mapping[str, str] = {
     "app_chanspy.so": "supervisor listen/whisper/barge, originated over AMI",
     "app_dial.so": "Dial() to agents and customers",
     "app_exec.so": "ExecIf(): the dialer's auto-answer headers for PJSIP phones only",
+    "app_mixmonitor.so": "MixMonitor(): call recording, MixMonitorMute over AMI",
     "app_originate.so": "Originate() of the queue-callback placeholder",
     "app_playback.so": "Playback() of messages",
     "app_senddtmf.so": "SendDTMF() and AMI PlayDTMF (simulated callers)",
@@ -122,9 +125,11 @@ LOADED_MODULES: Mapping[str, str] = {
     "func_channel.so": "CHANNEL()",
     "func_devstate.so": "DEVICE_STATE(): the preferred agent is rung first only when free",
     "func_logic.so": "IF()",
-    "func_strings.so": "FILTER(), CSV_QUOTE()",
+    "func_rand.so": "RAND(): the sample of a queue's calls that is recorded",
+    "func_strings.so": "FILTER(), CSV_QUOTE(), STRFTIME() (recordings' folders by day)",
     "res_cdrel_custom.so": "the writer behind cdr_custom and cel_custom (Asterisk 22)",
     "res_musiconhold.so": "music on hold in queues",
+    "res_pjsip_acl.so": "the SIP blocklist (pjsip.conf type=acl): `callcenter security`",
     "res_pjsip_authenticator_digest.so": "agents' phones authenticate",
     "res_pjsip_caller_id.so": "caller ID from trunks (P-Asserted-Identity, RPID)",
     "res_pjsip_dtmf_info.so": "phones that send DTMF as SIP INFO",
@@ -197,6 +202,19 @@ class QueueConf:
     autopause: bool = True
     autopause_after: int = 2
     music_class: str = "default"
+    #: Which calls are recorded (callcenter.recordings.policy) and the sampled share.
+    record_policy: str = "none"
+    record_share: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignConf:
+    """What the dialplan needs of a campaign: its recording policy (its calls follow it,
+    not their queue's)."""
+
+    name: str
+    record_policy: str = "none"
+    record_share: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,6 +471,45 @@ def _trunks(trunks: Iterable[Trunk], tls: bool, extensions: set[str]) -> list[di
     return [out[name] for name in sorted(out)]
 
 
+def _recording(
+    settings: Settings,
+    options: RenderOptions,
+    queues: Iterable[QueueConf],
+    campaigns: Iterable[CampaignConf],
+) -> dict[str, Any]:
+    """The recording globals: where MixMonitor writes (absolute), in what format, the day's
+    folder in the site's time zone, MixMonitor's options, and each queue's and campaign's
+    policy (callcenter.recordings.policy.dialplan_globals)."""
+    r = settings.recording
+    if r.dir:
+        directory = Path(r.dir) if Path(r.dir).is_absolute() else Path.cwd() / r.dir
+    else:
+        base = options.directory or Path(settings.asterisk.directory)
+        directory = (base if base.is_absolute() else Path.cwd() / base) / "recordings"
+    if any(c in str(directory) for c in "\r\n;,"):
+        raise RenderError(f"recordings directory {str(directory)!r} holds a line break, ';' or ','")
+    try:
+        queue_policies = {
+            q.name: recording_policy.check(q.record_policy, q.record_share) for q in queues
+        }
+        campaign_policies: dict[str, recording_policy.RecordPolicy] = {}
+        for c in campaigns:
+            if not _QUEUE_NAME_RE.match(c.name):
+                raise RenderError(f"campaign name {c.name!r} is not a valid campaign name")
+            campaign_policies[c.name] = recording_policy.check(c.record_policy, c.record_share)
+    except recording_policy.PolicyError as exc:
+        raise RenderError(str(exc)) from None
+    return {
+        "dir": str(directory),
+        "format": r.format,
+        "tz": settings.site.timezone,
+        # b: only while bridged, so a file is as long as the talk; B(n): a periodic beep.
+        "options": "b" + (f"B({r.beep_seconds})" if r.beep_seconds > 0 else ""),
+        "demand_code": r.demand_code,
+        "globals": recording_policy.dialplan_globals(queue_policies, campaign_policies),
+    }
+
+
 def _agi_url(settings: Settings) -> str:
     host = settings.agi.host
     # A server bound to every address is reached on the loopback from this machine.
@@ -517,6 +574,7 @@ def _context(
     queues: Iterable[QueueConf],
     trunks: Iterable[Trunk],
     options: RenderOptions,
+    campaigns: Iterable[CampaignConf] = (),
 ) -> dict[str, Any]:
     try:
         ipaddress.ip_address(options.bind_address)
@@ -575,6 +633,7 @@ def _context(
         "abandon_message": DEFAULT_ABANDON_MESSAGE,
         "callback_ring_seconds": CALLBACK_RING_SECONDS,
         "agi_scripts": sorted(AGI_SCRIPTS),
+        "recording": _recording(settings, options, queues, campaigns),
     }
 
 
@@ -586,17 +645,22 @@ def render(
     options: RenderOptions | None = None,
     *,
     template_root: Path | None = None,
+    campaigns: Sequence[CampaignConf] = (),
+    blocked: Sequence[str] = (),
 ) -> dict[str, bytes]:
     """The complete configuration set: ``{"asterisk.conf": b"...", "dialplans/x.conf": ...}``.
 
     Disabled agents are left out. Raises :class:`RenderError` (one line) when the inputs cannot
     make a working set: no AMI secret for ``[nodes.local]``, duplicate extensions, a bad trunk,
-    a value with a line break, or templates missing from the checkout.
+    a value with a line break, or templates missing from the checkout. ``campaigns``: their
+    recording policies (a campaign left out is not recorded). ``blocked``: the addresses and
+    networks SIP refuses (``sip_blocks``, :func:`security_context`).
     """
     opts = options or RenderOptions()
     config_dir, dialplan_dir = template_dirs(template_root)
     env = _environment(config_dir.parent)
-    ctx = _context(settings, agents, queues, trunks, opts)
+    ctx = _context(settings, agents, queues, trunks, opts, campaigns)
+    ctx["security"] = security_context(settings, blocked)
     dialplans = sorted(
         p.name
         for p in dialplan_dir.glob("*.conf.j2")
@@ -610,6 +674,28 @@ def render(
         name = f"dialplans/{template.removesuffix('.j2')}"
         out[name] = _render_one(env, f"{dialplan_dir.name}/{template}", ctx)
     return {name: out[name].encode("utf-8") for name in sorted(out)}
+
+
+def security_context(settings: Settings, blocked: Iterable[str]) -> dict[str, list[str]]:
+    """acl.conf's ``[sip-blocklist]`` rules: ``blocked`` denied, ``[security] allow`` permitted
+    after them (callcenter.security.acl)."""
+    try:
+        allow = security_acl.AllowList.parse(settings.security.allow)
+        return security_acl.acl_context(blocked, allow)
+    except security_acl.AddressError as exc:
+        raise RenderError(f"SIP blocklist: {exc}") from None
+
+
+def render_acl(
+    settings: Settings, blocked: Iterable[str], *, template_root: Path | None = None
+) -> bytes:
+    """acl.conf alone, byte for byte what :func:`render` makes of the same settings and
+    ``blocked`` (acl.conf.j2 reads nothing but ``security``: StrictUndefined would say so),
+    for callcenter.security.blocklist, which changes only that file."""
+    config_dir, _ = template_dirs(template_root)
+    env = _environment(config_dir.parent)
+    ctx = {"security": security_context(settings, blocked)}
+    return _render_one(env, f"{config_dir.name}/acl.conf.j2", ctx).encode("utf-8")
 
 
 def _render_one(env: jinja2.Environment, template: str, ctx: Mapping[str, Any]) -> str:

@@ -26,6 +26,9 @@ from callcenter.config import NodeSettings, Settings
 from callcenter.db import engine as db
 from callcenter.db.models import Queue
 from callcenter.domain import Direction
+from callcenter.recordings import paths as recording_paths
+from callcenter.recordings.keeper import RecordingKeeper
+from callcenter.security.service import SecurityMonitor
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,9 @@ class Bridge:
             connect_timeout=settings.database.connect_timeout,
         )
         self.publisher = Publisher(settings.mqtt)
+        recordings_dir = recording_paths.root(settings)
+        # Failed SIP logins of every node, counted per address (callcenter/security).
+        self.security = SecurityMonitor(settings, self.publisher)
         self.nodes = [
             NodeBridge(
                 node,
@@ -95,6 +101,14 @@ class Bridge:
                 self.publisher,
                 audit=b.audit_events,
                 queue_log=QueueLogFile(path) if path is not None else None,
+                # Call recordings: rows from the dialplan's events, completed from the files.
+                recordings=RecordingKeeper(
+                    node.name,
+                    recordings_dir,
+                    self.writer.add_recordings,
+                    missing_after=settings.recording.missing_after,
+                ),
+                security=self.security.handle,
             )
             for node, path in ((n, queue_log_path(settings, n)) for n in settings.nodes)
         ]
@@ -150,6 +164,12 @@ class Bridge:
                 tg.create_task(self._check_schema(), name="schema-check"),
                 tg.create_task(self._refresh_config(), name="queue-settings"),
                 tg.create_task(self._ticker(), name="wrapup-ticker"),
+                tg.create_task(self.security.run(), name="security"),
+                *(
+                    tg.create_task(n.recordings.run(), name=f"recordings-{n.name}")
+                    for n in self.nodes
+                    if n.recordings is not None
+                ),
             ]
             for client, node in zip(self.clients, self.nodes, strict=True):
                 others.append(tg.create_task(client.run(node.handle), name=f"ami-{node.name}"))

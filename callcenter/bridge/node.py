@@ -47,6 +47,9 @@ from callcenter.bridge.store import CallLogWriter
 from callcenter.config import NodeSettings
 from callcenter.core.queue_log import QueueLogEntry, parse_queue_log_line
 from callcenter.domain import CallOutcome
+from callcenter.recordings.keeper import EVENT_TYPES as KEEPER_EVENTS
+from callcenter.recordings.keeper import RecordingKeeper
+from callcenter.security.events import NAMES as SECURITY_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,10 @@ SPOOL_WAIT = 5.0
 
 #: The ActionID of the resync's QueueStatus (sent without a filter: it lists every queue).
 RESYNC_QUEUES = "resync-queues"
+#: The ActionID of the resync's CoreShowChannels (every live channel).
+RESYNC_CHANS = "resync-chans"
+#: The events the recordings keeper takes (callcenter.recordings.keeper.EVENT_TYPES).
+RECORDING_EVENTS = KEEPER_EVENTS
 
 
 class QueueLogFile:
@@ -127,6 +134,8 @@ class NodeBridge:
         audit: bool = True,
         queue_log: QueueLogFile | None = None,
         clock: Callable[[], float] = time.time,
+        recordings: RecordingKeeper | None = None,
+        security: Callable[[ev.UnknownEvent], None] | None = None,
     ) -> None:
         self.node = node
         self.name = node.name
@@ -143,6 +152,10 @@ class NodeBridge:
         self._seq = 0
         # Whether the calls the call log held open at start are in the core (see handle).
         self.restored = False
+        # The node's call recordings (callcenter.recordings.keeper); None: not followed.
+        self.recordings = recordings
+        # Asterisk's security events (failed SIP logins): callcenter.security's monitor.
+        self.security = security
 
     # --- the core's output ------------------------------------------------------------
 
@@ -180,6 +193,8 @@ class NodeBridge:
             self.publisher.node_status(self.name, True, item.banner, item.at)
             if not self.restored:
                 await self._restore_open_calls()
+            if self.recordings is not None and not self.recordings.restored:
+                await self._restore_recordings()
         elif isinstance(item, Disconnected):
             self.session = None
             self.state = core.connection_lost(self.state)
@@ -219,6 +234,22 @@ class NodeBridge:
             )  # fmt: skip
             self.state = core.restore_calls(self.state, calls)
 
+    async def _restore_recordings(self) -> None:
+        """Hand the recordings keeper the rows left unfinished by a stop (as the calls above;
+        the spool was waited for there). A failure is retried at the next connection."""
+        assert self.recordings is not None
+        if self.writer.spool:
+            return
+        try:
+            rows = await self.writer.open_recordings(self.name)
+        except (OSError, TimeoutError, psycopg.Error) as exc:
+            log.warning(
+                "ami %s: cannot read the recordings left unfinished (%s); retried at the next "
+                "connection", self.name, (str(exc).strip().splitlines() or [repr(exc)])[0],
+            )  # fmt: skip
+            return
+        self.recordings.restore(rows)
+
     def _key(self) -> str:
         self._seq += 1
         return f"{self._conn_key}:{self._seq}"
@@ -257,8 +288,17 @@ class NodeBridge:
         self._audit(frame, name or "", event.time)
         if kind is ev.UnknownEvent:
             self.counters.unknown += 1
+            # Failed SIP logins and the like: callcenter.security counts them per address.
+            security = self.security
+            if (
+                security is not None
+                and isinstance(event, ev.UnknownEvent)
+                and event.name in SECURITY_EVENTS
+            ):
+                security(event)
             return []
         listed = self._listed_queues(event) if kind is ev.QueueStatusComplete else None
+        live = self._listed_channels(event) if kind is ev.CoreShowChannelsComplete else None
         try:
             self.state, changes = core.apply(self.state, event)
         except Exception as exc:  # a bug in one transition must not stop the call log
@@ -268,6 +308,11 @@ class NodeBridge:
             self._audit_raw(event.time, kind.__name__, frame.text, f"core: {exc!r}")
             return []
         self.emit(changes)
+        if self.recordings is not None:
+            if kind in RECORDING_EVENTS:
+                self._recording(event)
+            elif live is not None:
+                self.recordings.channels_gone(live, event.time)
         if listed is not None:
             self._retire(listed, event.time)
         if kind is ev.FullyBooted:
@@ -298,6 +343,33 @@ class NodeBridge:
             if isinstance(item, ev.QueueParams | ev.QueueMember | ev.QueueEntry):
                 names.add(item.queue)
         return names
+
+    def _listed_channels(self, event: ev.Event) -> set[str] | None:
+        """The uniqueids our resync's CoreShowChannels listed (every live channel), read
+        before the core consumes the list; None for a list that is not our resync's."""
+        if not isinstance(event, ev.CoreShowChannelsComplete) or event.action_id != RESYNC_CHANS:
+            return None
+        found: set[str] = set()
+        chain = self.state.lists.get(RESYNC_CHANS)
+        while chain is not None:
+            item, chain = chain
+            if isinstance(item, ev.CoreShowChannel):
+                found.add(item.uniqueid)
+        return found
+
+    def _recording(self, event: ev.Event) -> None:
+        """An event for the recordings keeper; a CallRecording learns the caller's current
+        queue visit from the core (the visit the recording belongs to)."""
+        assert self.recordings is not None
+        visit = None
+        if isinstance(event, ev.CallRecording):
+            call = self.state.calls.get(event.call_uniqueid)
+            visit = call.visit or None if call is not None else None
+        try:
+            self.recordings.handle(event, visit)
+        except Exception as exc:  # as for the core: a bug here must not stop the call log
+            log.exception("ami %s: recordings cannot take %s", self.name, type(event).__name__)
+            self.counters.last_error = f"recordings: {exc!r}"
 
     def _retire(self, listed: set[str], at: float) -> None:
         """After our resync's QueueStatus: forget the queues Asterisk no longer has, then
@@ -357,7 +429,7 @@ class NodeBridge:
             return
         try:
             session.send_into_stream({"Action": "QueueStatus", "ActionID": RESYNC_QUEUES})
-            session.send_into_stream({"Action": "CoreShowChannels", "ActionID": "resync-chans"})
+            session.send_into_stream({"Action": "CoreShowChannels", "ActionID": RESYNC_CHANS})
         except AmiDisconnected:
             return
 

@@ -4,7 +4,8 @@ A :class:`Batch` collects what one flush writes. Rows are keyed so that writing 
 changes nothing (see :mod:`callcenter.bridge.store`): a call is its latest snapshot keyed by
 (node, uniqueid), a queue visit its latest snapshot keyed by (node, uniqueid, visit); a
 state span by (node, agent, started_at, state); a per-queue pause by (node, agent, queue)
-while open; a session by (node, agent, login_at); an audit event by (node, dedup_key).
+while open; a session by (node, agent, login_at); an audit event by (node, dedup_key); a
+recording by its path.
 """
 
 from __future__ import annotations
@@ -193,10 +194,13 @@ class Batch:
     pauses: list[dict[str, Any]] = field(default_factory=list)
     sessions: list[dict[str, Any]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # COPY text lines, see event_row
+    #: Recording rows by path, the latest snapshot of each (callcenter.recordings.track.row).
+    recordings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return (
             len(self.calls)
+            + len(self.recordings)
             + len(self.visits)
             + len(self.spans)
             + len(self.pauses)
@@ -271,6 +275,7 @@ class Batch:
             part = Batch(events=self.events[start : start + max_events])
             if start == 0:
                 part.calls, part.visits = self.calls, self.visits
+                part.recordings = self.recordings
                 part.spans, part.pauses, part.sessions = self.spans, self.pauses, self.sessions
             yield part
 
@@ -282,6 +287,7 @@ class Batch:
             "pauses": self.pauses,
             "sessions": self.sessions,
             "events": self.events,
+            "recordings": list(self.recordings.values()),
         }
 
     @classmethod
@@ -296,4 +302,6 @@ class Batch:
             batch.calls[f"{row['node']}|{row['uniqueid']}"] = row
         for row in data.get("visits", []):
             batch.visits[f"{row['node']}|{row['uniqueid']}|{row['visit']}"] = row
+        for row in data.get("recordings", []):
+            batch.recordings[row["path"]] = row
         return batch

@@ -12,6 +12,7 @@ resync that re-reports a call) changes nothing the second time:
 - ``agent_pauses``: at most one open pause per (node, agent, queue): an end closes the open
   one (or stores it closed if we never saw it begin), a start inserts unless one is open.
 - ``agent_sessions``: a login inserts unless present; a logout closes the open session.
+- ``recordings``: upsert on path with the latest snapshot, while the row is still recording.
 - ``call_events``: COPY, one write per batch of pre-formatted lines; a batch written before
   (a replayed spool) goes through a temporary table and inserts only the rows not there yet
   by (node, dedup_key). COPY is what makes 20,000 audit rows a second cheap.
@@ -42,6 +43,8 @@ from callcenter.bridge.rows import (
 )
 from callcenter.bridge.spool import Spool, SpoolFull
 from callcenter.core.records import Call
+from callcenter.recordings.track import ROW_COLUMNS as REC_COLUMNS
+from callcenter.recordings.track import ROW_TIME_COLUMNS as REC_TIME_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,22 @@ LOGOUT = (
     "WHERE node = %s AND agent = %s AND logout_at IS NULL AND login_at <= %s"
 )
 
+# A recording's row, from the bridge's recordings tracker (callcenter.recordings.track): the
+# latest snapshot wins while the row is still recording; once done, missing or purged the
+# bridge never touches it again (a replayed spool cannot bring a purged file's row back).
+_REC_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in REC_COLUMNS if c != "path")
+UPSERT_RECORDING = (
+    f"INSERT INTO recordings ({', '.join(REC_COLUMNS)}, updated_at) "
+    f"VALUES ({', '.join('%s' for _ in REC_COLUMNS)}, now()) "
+    f"ON CONFLICT (path) DO UPDATE SET {_REC_UPDATE}, updated_at = now() "
+    "WHERE recordings.state = 'recording'"
+)
+# The recordings of a node the database holds unfinished (a stop of the bridge cut them).
+OPEN_RECORDINGS = f"""
+SELECT {", ".join(REC_COLUMNS)} FROM recordings
+ WHERE node = %s AND state = 'recording' ORDER BY started_at
+"""
+
 # The calls of a node the call log holds open, with their newest queue visit.
 _OPEN_CALL_COLUMNS = ", ".join(f"c.{col}" for col in CALL_COLUMNS)
 OPEN_CALLS = f"""
@@ -142,6 +161,12 @@ def _visit_params(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [
         tuple(_ts(row[c]) if c in VISIT_TIME_COLUMNS else row[c] for c in VISIT_COLUMNS)
         for row in rows
+    ]
+
+
+def _recording_params(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [
+        tuple(_ts(row[c]) if c in REC_TIME_COLUMNS else row[c] for c in REC_COLUMNS) for row in rows
     ]
 
 
@@ -182,10 +207,15 @@ async def write_batch(conn: psycopg.AsyncConnection[Any], batch: Batch) -> None:
             opens.append((span["node"], span["agent"], span["state"], span["reason"],
                           _ts(span["started_at"])))  # fmt: skip
     async with conn.transaction(), conn.cursor() as cur:
-        if batch.calls or batch.visits or closes or opens or batch.pauses or batch.sessions:
+        if (batch.calls or batch.visits or closes or opens or batch.pauses or batch.sessions
+                or batch.recordings):  # fmt: skip
             async with conn.pipeline():
                 if batch.calls:
                     await cur.executemany(UPSERT_CALL, _call_params(batch.calls.values()))
+                if batch.recordings:
+                    await cur.executemany(
+                        UPSERT_RECORDING, _recording_params(batch.recordings.values())
+                    )
                 if batch.visits:
                     await cur.executemany(UPSERT_VISIT, _visit_params(batch.visits.values()))
                 for statement, params in _pause_params(batch.pauses):
@@ -272,6 +302,7 @@ class CallLogWriter:
     def add(self, batch_rows: Batch) -> None:
         """Merge rows prepared elsewhere into the open batch."""
         self._batch.calls.update(batch_rows.calls)
+        self._batch.recordings.update(batch_rows.recordings)
         self._batch.visits.update(batch_rows.visits)
         self._batch.spans.extend(batch_rows.spans)
         self._batch.pauses.extend(batch_rows.pauses)
@@ -323,6 +354,32 @@ class CallLogWriter:
             finally:
                 await conn.close()
         return [open_call(row) for row in rows]
+
+    def add_recordings(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Recording rows (:func:`callcenter.recordings.track.row`) into the open batch."""
+        for row in rows:
+            self._batch.recordings[row["path"]] = row
+        self.poke()
+
+    async def open_recordings(self, node: str) -> list[dict[str, Any]]:
+        """The rows of ``node``'s recordings the database holds unfinished (state recording),
+        times as epoch seconds; on a connection of its own, raising as :meth:`open_calls`."""
+        from psycopg.rows import dict_row
+
+        async with asyncio.timeout(max(5.0, self.connect_timeout * 2)):
+            conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, connect_timeout=max(1, round(self.connect_timeout)),
+                row_factory=dict_row,
+            )  # fmt: skip
+            try:
+                cur = await conn.execute(OPEN_RECORDINGS, (node,))
+                rows = await cur.fetchall()
+            finally:
+                await conn.close()
+        return [
+            {k: (v.timestamp() if isinstance(v, dt.datetime) else v) for k, v in row.items()}
+            for row in rows
+        ]
 
     async def _write(self, batch: Batch) -> None:
         self.in_flight = len(batch)

@@ -31,6 +31,7 @@ from callcenter.db.models_campaigns import (
     DoNotCall,
 )
 from callcenter.directory import DirectoryError
+from callcenter.recordings import policy as recording_policy
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: Modes whose calls go to the agents of a queue.
@@ -138,6 +139,8 @@ SETTINGS = (
     "agentless_message",
     "survey_ivr",
     "abandon_message",
+    "record_policy",
+    "record_share",
 )
 
 
@@ -150,6 +153,16 @@ def _apply(
     region: str,
 ) -> None:
     numbers = Normaliser(region)
+    settings = dict(settings)
+    policy, share = settings.pop("record_policy", None), settings.pop("record_share", None)
+    if policy is not None or share is not None:
+        # Checked together: a sampled policy needs a share (callcenter.recordings.policy).
+        current = recording_policy.RecordPolicy.of(campaign.record_policy, campaign.record_share)
+        try:
+            checked = recording_policy.check(policy, share, current=current)
+        except recording_policy.PolicyError as exc:
+            raise CampaignError(str(exc)) from None
+        campaign.record_policy, campaign.record_share = checked.policy, checked.share
     for key, value in settings.items():
         if value is None:
             continue
@@ -564,6 +577,8 @@ def campaign_view(campaign: Campaign, contacts: int | None = None) -> dict[str, 
         "agentless_message": campaign.agentless_message,
         "survey_ivr": campaign.survey_ivr,
         "abandon_message": campaign.abandon_message,
+        "record_policy": campaign.record_policy,
+        "record_share": campaign.record_share,
         "state": campaign.state,
         "started_at": campaign.started_at,
     }

@@ -15,12 +15,15 @@ import click
 from callcenter.asterisk import files, inputs, reload, run
 from callcenter.asterisk.render import RenderError, RenderOptions, Trunk, render
 from callcenter.cli.context import AppContext, app, handle_errors
+from callcenter.security import store as security_store
 
 
 def _render_set(obj: AppContext, directory: Path, binary: Path | None) -> dict[str, bytes]:
     """The set for ``directory``, from the settings and the database."""
     with obj.session() as session:
         agents, queues = inputs.load(session)
+        campaigns = inputs.campaigns(session)
+        blocked = security_store.active(session)  # the SIP blocklist (callcenter security)
     module_dir, data_dir = run.installation_dirs(binary) if binary else ("", "")
     a = obj.settings.asterisk
     options = RenderOptions(
@@ -51,7 +54,9 @@ def _render_set(obj: AppContext, directory: Path, binary: Path | None) -> dict[s
         )
         for t in obj.settings.trunks
     ]
-    return render(obj.settings, agents, queues, trunks, options)
+    return render(
+        obj.settings, agents, queues, trunks, options, campaigns=campaigns, blocked=blocked
+    )
 
 
 def _binary_or_none(obj: AppContext) -> Path | None:

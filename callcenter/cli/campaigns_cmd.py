@@ -33,6 +33,7 @@ from callcenter.cli.context import (
 )
 from callcenter.db.models import Agent
 from callcenter.db.models_campaigns import AGENTLESS_ACTIONS, MACHINE_ACTIONS, MODES, Campaign
+from callcenter.db.models_quality import RECORD_POLICIES
 
 _RETRY_OPTIONS = [
     ("--retry-busy", "retry_busy", "Seconds before a busy number is tried again."),
@@ -100,6 +101,21 @@ def campaign_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--agentless-message", default=None, help="Agentless: the sound played."),
         click.option("--survey-ivr", default=None, help="Agentless survey: the [ivr.*] to run."),
+        click.option(
+            "--record",
+            "record_policy",
+            type=click.Choice(RECORD_POLICIES),
+            default=None,
+            help="Which of its calls are recorded: none, all, sampled (--record-share) or "
+            "on_demand; its calls follow this, not their queue's. Then `asterisk reload`.",
+        ),
+        click.option(
+            "--record-share",
+            "record_share",
+            type=float,
+            default=None,
+            help="With --record sampled: the share of calls recorded, 0-1.",
+        ),
         click.option(
             "--abandon-message",
             default=None,

@@ -59,7 +59,9 @@ def forecast(ctx: click.Context, queue: str, start: str | None, days: int, weeks
         f"{'none observed' if view['patience'] is None else str(view['patience']) + ' s'}, "
         f"growth {result.growth_per_week:+.1%}/week; backtest WAPE "
         f"{_pct(result.backtest.get('wape'))} (seasonal naive "
-        f"{_pct(result.backtest.get('seasonal_naive_wape'))})"
+        f"{_pct(result.backtest.get('seasonal_naive_wape'))}), MAPE "
+        f"{_pct(result.backtest.get('mape'))} (seasonal naive "
+        f"{_pct(result.backtest.get('seasonal_naive_mape'))})"
     )
     rows = [[r["start"], f"{r['calls']:.1f}", str(r["agents_erlang_c"]), str(r["agents_erlang_a"])]
             for r in result.slots if r["calls"] > 0]  # fmt: skip

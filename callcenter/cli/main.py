@@ -16,8 +16,12 @@ from callcenter.cli.crm_cmd import cases, customers, dispositions
 from callcenter.cli.db_cmd import db_group
 from callcenter.cli.doctor_cmd import doctor
 from callcenter.cli.forecast_cmd import forecast
+from callcenter.cli.monitor_cmd import monitor
+from callcenter.cli.qa_cmd import qa
 from callcenter.cli.queues_cmd import queues
+from callcenter.cli.recordings_cmd import recordings
 from callcenter.cli.report_cmd import report
+from callcenter.cli.security_cmd import security
 from callcenter.cli.services_cmd import ami, dialer, run
 from callcenter.cli.simulate_cmd import simulate
 from callcenter.cli.wallboard_cmd import users, wallboard
@@ -60,6 +64,7 @@ for command in (
     callbacks_group,
     wallboard,
     users,
+    monitor,
     simulate,
     campaigns,
     contacts,
@@ -69,6 +74,9 @@ for command in (
     cases,
     dialer,
     forecast,
+    qa,
+    recordings,
+    security,
     tokens_group,
     webhooks_group,
     run,

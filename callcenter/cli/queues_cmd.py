@@ -17,6 +17,7 @@ from callcenter.cli.context import (
     print_table,
 )
 from callcenter.cli.membership import remove_from_asterisk
+from callcenter.db.models_quality import RECORD_POLICIES
 from callcenter.domain import QueueStrategy
 
 _INT_OPTIONS = [
@@ -51,6 +52,21 @@ def queue_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option(f"--{flag}/--no-{flag}", dest, default=None, help=help_)(fn)
     for flag, dest, help_ in reversed(_INT_OPTIONS):
         fn = click.option(flag, dest, type=int, default=None, help=help_)(fn)
+    fn = click.option(
+        "--record-share",
+        "record_share",
+        type=float,
+        default=None,
+        help="With --record sampled: the share of calls recorded, 0-1 (0.2: one in five).",
+    )(fn)
+    fn = click.option(
+        "--record",
+        "record_policy",
+        type=click.Choice(RECORD_POLICIES),
+        default=None,
+        help="Which calls are recorded: none, all, sampled (--record-share) or on_demand "
+        "(the agent or a supervisor asks); then `callcenter asterisk reload`.",
+    )(fn)
     fn = click.option("--music-class", default=None, help="Music on hold class.")(fn)
     fn = click.option("--display-name", default=None, help="Shown on the wallboard.")(fn)
     strategies = click.Choice([s.value for s in QueueStrategy])

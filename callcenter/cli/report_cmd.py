@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from callcenter import directory, reports, timespec
 from callcenter.cli.context import app, handle_errors, json_option, print_json, print_table
 from callcenter.cli.crm_cmd import report_crm
+from callcenter.cli.satisfaction_cmd import report_satisfaction
+from callcenter.satisfaction.measures import DIMENSIONS, Dimension, fmt_csat, fmt_nps
 
 
 def _pct(value: float | None) -> str | None:
@@ -31,6 +35,20 @@ def _pct(value: float | None) -> str | None:
     show_default=True,
     help="With --crm: a call is a repeat when its number called the queue within these days.",
 )
+@click.option(
+    "--satisfaction",
+    is_flag=True,
+    help="The survey answers instead: CSAT (share of 1-5 answers that are 4 or 5) and NPS "
+    "(% 9-10 minus % 0-6 of 0-10 answers), each with its number of answers.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(DIMENSIONS),
+    default="queue",
+    show_default=True,
+    help="With --satisfaction: one row per queue, agent, campaign or ISO week (site time zone).",
+)
+@click.option("--campaign", help="With --satisfaction: only this outbound campaign's answers.")
 @json_option
 @click.pass_context
 @handle_errors
@@ -42,13 +60,28 @@ def report(
     agent: str | None,
     crm: bool,
     repeat_days: int,
+    satisfaction: bool,
+    by: str,
+    campaign: str | None,
     as_json: bool,
 ) -> None:
     """Per queue: offered, answered, abandoned, timed out, SL, ASA, AHT, abandon rate,
     longest wait. Per agent: calls, talk, pause time by reason, occupancy. With --crm: the
-    figures of the agents' documentation and the cases."""
+    figures of the agents' documentation and the cases. With --satisfaction: CSAT and NPS
+    of the survey answers (inbound and outbound) --by queue, agent, campaign or week."""
     a = app(ctx)
     start, end = timespec.interval(since, until, a.settings.site.tz)
+    if crm and satisfaction:
+        raise click.UsageError("--crm and --satisfaction are two reports: give one")
+    explicit_by = ctx.get_parameter_source("by") is not click.core.ParameterSource.DEFAULT
+    if (campaign or explicit_by) and not satisfaction:
+        raise click.UsageError("--by and --campaign go with --satisfaction")
+    if satisfaction:
+        report_satisfaction(
+            a, start, end, by=cast(Dimension, by), queue=queue, agent=agent, campaign=campaign,
+            as_json=as_json,
+        )  # fmt: skip
+        return
     if crm:
         report_crm(
             a, start, end, queue=queue, agent=agent, repeat_days=repeat_days, as_json=as_json
@@ -86,6 +119,8 @@ def report(
                 "AHT (s)",
                 "abandon rate",
                 "longest wait (s)",
+                "CSAT (n)",
+                "NPS (n)",
             ],
             [
                 [
@@ -100,6 +135,8 @@ def report(
                     q.aht,
                     _pct(q.abandon_rate),
                     q.longest_wait,
+                    f"{fmt_csat(q.csat)} ({q.csat_n})",
+                    f"{fmt_nps(q.nps)} ({q.nps_n})",
                 ]
                 for q in rep.queues
             ],

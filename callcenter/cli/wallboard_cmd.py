@@ -10,6 +10,8 @@ import click
 from callcenter import service
 from callcenter.cli.context import app, handle_errors, json_option, print_json, print_table
 from callcenter.db.models_wallboard import ROLES
+from callcenter.monitoring import store as monitoring_store
+from callcenter.monitoring.rules import check_phone
 from callcenter.wallboard import accounts
 
 log_level = click.option(
@@ -40,24 +42,75 @@ def users() -> None:
     """Supervisors who log in to the wallboard, and tokens for its screens."""
 
 
+phone_option = click.option(
+    "--phone",
+    metavar="ENDPOINT",
+    help="The user's own phone, a PJSIP endpoint (e.g. 2001): live monitoring (Listen, "
+    "Whisper, Barge on the board) rings it.",
+)
+
+
+def phone_note(ctx: click.Context, phone: str | None) -> None:
+    """Say so when the private Asterisk has no endpoint of that name (its pjsip.conf holds the
+    agents' phones only): the Originate would fail there."""
+    if not phone:
+        return
+    with app(ctx).session() as s:
+        known = monitoring_store.endpoint_known(s, phone)
+    if not known:
+        click.echo(
+            f"Note: no enabled agent has extension {phone}, so the private Asterisk has no "
+            f"endpoint {phone}: give the phone an agent entry in no queue (callcenter agents "
+            f"add NAME -e {phone} --pin PIN, then callcenter asterisk reload), or configure "
+            "the endpoint on your Asterisk node",
+            err=True,
+        )
+
+
 @users.command("add")
 @click.argument("name")
 @click.option("--password", help="The password (at least 10 characters); asked for if not given.")
 @click.option("--role", type=click.Choice(ROLES), default="supervisor", show_default=True)
+@phone_option
 @json_option
 @click.pass_context
 @handle_errors
-def add(ctx: click.Context, name: str, password: str | None, role: str, as_json: bool) -> None:
+def add(ctx: click.Context, name: str, password: str | None, role: str, phone: str | None,
+        as_json: bool) -> None:  # fmt: skip
     """Add supervisor NAME. Prefer the prompt to --password (it stays out of shell history)."""
     name = accounts.check_user_name(name)  # before asking for a password
+    if phone is not None:
+        phone = check_phone(phone)
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     with app(ctx).session() as s:
-        view = accounts.add_user(s, name, password, role)
+        view = accounts.add_user(s, name, password, role, phone)
     if as_json:
         print_json(dataclasses.asdict(view))
     else:
-        click.echo(f"user {view.name} added ({role})")
+        click.echo(f"user {view.name} added ({role})" + (f", phone {phone}" if phone else ""))
+    phone_note(ctx, phone)
+
+
+@users.command("update")
+@click.argument("name")
+@phone_option
+@click.option("--no-phone", is_flag=True, help="Take the user's phone away.")
+@json_option
+@click.pass_context
+@handle_errors
+def update(ctx: click.Context, name: str, phone: str | None, no_phone: bool, as_json: bool
+           ) -> None:  # fmt: skip
+    """Change supervisor NAME's phone (the board shows the monitoring buttons within seconds)."""
+    if (phone is None) == (not no_phone):
+        raise click.UsageError("give --phone ENDPOINT or --no-phone")
+    with app(ctx).session() as s:
+        view = accounts.set_user_phone(s, name, None if no_phone else phone)
+    if as_json:
+        print_json(dataclasses.asdict(view))
+    else:
+        click.echo(f"user {view.name}: " + (f"phone {view.phone}" if view.phone else "no phone"))
+    phone_note(ctx, view.phone)
 
 
 @users.command("list")
@@ -71,8 +124,8 @@ def list_(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         print_json([dataclasses.asdict(v) for v in views])
         return
-    print_table(f"{len(views)} users", ["name", "role", "created"],
-                [[v.name, v.role, v.created_at] for v in views])  # fmt: skip
+    print_table(f"{len(views)} users", ["name", "role", "phone", "created"],
+                [[v.name, v.role, v.phone, v.created_at] for v in views])  # fmt: skip
 
 
 @users.command("remove")

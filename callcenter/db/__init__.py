@@ -10,6 +10,7 @@ from callcenter.db import (
     models_crm,
     models_ivr,
     models_quality,
+    models_security,
     models_wallboard,
     models_webhooks,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "models_crm",
     "models_ivr",
     "models_quality",
+    "models_security",
     "models_wallboard",
     "models_webhooks",
 ]

@@ -6,7 +6,12 @@ totals (so a queue growing 5% a week is forecast 5% above its recent mean per we
 The baseline every forecast must beat is seasonal naive (the same half hour a week earlier);
 :func:`backtest` measures both with the weighted absolute percentage error (WAPE: the sum of
 absolute errors over the sum of actual calls, which stays defined when half hours are
-empty) on held-out past weeks.
+empty) on held-out past weeks. The history page asks how wrong it was: :func:`mape` (the mean
+absolute percentage error over the half hours that had calls) of the forecast for one day,
+and :func:`backtest_mape` over the weeks before it.
+
+Weeks before a queue's first calls are not history: a queue opened three weeks ago is
+forecast from those three weeks, not from eight with five empty ones.
 """
 
 from __future__ import annotations
@@ -43,13 +48,23 @@ def _trend(weeks: Weeks) -> float:
     return (sxy / sxx) / mean_y
 
 
+def since_first_calls(weeks: Weeks) -> Weeks:
+    """``weeks`` from the first one that had calls."""
+    for i, week in enumerate(weeks):
+        if any(week):
+            return weeks[i:]
+    return []
+
+
 def forecast(weeks: Weeks, ahead: int = 1) -> Forecast:
-    """The week ``ahead`` weeks after the last one of ``weeks``."""
-    if not weeks:
-        return Forecast(tuple([0.0] * SLOTS_PER_WEEK), 0.0)
+    """The week ``ahead`` weeks after the last one of ``weeks`` (from its first week with
+    calls: see the module docstring)."""
     for w in weeks:
         if len(w) != SLOTS_PER_WEEK:
             raise ValueError(f"a week has {SLOTS_PER_WEEK} half hours, not {len(w)}")
+    weeks = since_first_calls(weeks)
+    if not weeks:
+        return Forecast(tuple([0.0] * SLOTS_PER_WEEK), 0.0)
     growth = _trend(weeks)
     n = len(weeks)
     # The mean sits at the middle of the history: project from there.
@@ -63,6 +78,56 @@ def wape(actual: Sequence[float], predicted: Sequence[float]) -> float | None:
     if total <= 0:
         return None
     return sum(abs(a - p) for a, p in zip(actual, predicted, strict=True)) / total
+
+
+def forecast_day(weeks: Weeks, weekday: int) -> tuple[float, ...]:
+    """The half hours of ``weekday`` (0 = Monday) in the week after ``weeks``: what the
+    forecast said of that day when its week began."""
+    return forecast(weeks).calls[weekday * SLOTS_PER_DAY : (weekday + 1) * SLOTS_PER_DAY]
+
+
+def mape(actual: Sequence[float], predicted: Sequence[float]) -> float | None:
+    """The mean of ``|actual - predicted| / actual`` over the half hours with calls (None:
+    none had any)."""
+    errors = [abs(a - p) / a for a, p in zip(actual, predicted, strict=True) if a > 0]
+    return sum(errors) / len(errors) if errors else None
+
+
+@dataclass(frozen=True, slots=True)
+class Accuracy:
+    """How wrong the forecast was on held-out weeks, and seasonal naive on the same ones."""
+
+    mape: float | None
+    naive_mape: float | None
+    #: the held-out weeks counted (those with calls and with history before them)
+    weeks: int
+
+
+def backtest_mape(queues: Sequence[Weeks], held_out: int = 4, history: int = 8) -> Accuracy:
+    """The MAPE of the last ``held_out`` weeks, each forecast from the ``history`` weeks
+    before it, over all their half hours with calls together; and of seasonal naive (the
+    same half hour a week earlier) on the same half hours. ``queues`` holds each queue's
+    weeks (the same weeks for all, oldest first): the forecast of several queues is the sum
+    of their forecasts, checked against the sum of their calls."""
+    length = min((len(q) for q in queues), default=0)
+    actual: list[float] = []
+    ours: list[float] = []
+    naive: list[float] = []
+    weeks = 0
+    for k in range(max(1, length - held_out), length):
+        past = [q[max(0, k - history) : k] for q in queues]
+        if not any(any(w) for q in past for w in q):
+            continue  # nothing to forecast from yet
+        week = [sum(q[k][s] for q in queues) for s in range(SLOTS_PER_WEEK)]
+        if not any(week):
+            continue
+        predicted = [sum(x) for x in zip(*(forecast(p).calls for p in past), strict=True)]
+        before = [sum(q[k - 1][s] for q in queues) for s in range(SLOTS_PER_WEEK)]
+        actual += week
+        ours += predicted
+        naive += before
+        weeks += 1
+    return Accuracy(mape(actual, ours), mape(actual, naive), weeks)
 
 
 def backtest(weeks: Weeks, held_out: int = 2, history: int = 8) -> Mapping[str, float | None]:

@@ -30,6 +30,7 @@ from callcenter import names
 from callcenter.db.models import Agent
 from callcenter.db.models_wallboard import ROLES, TvToken, User
 from callcenter.directory import DirectoryError
+from callcenter.monitoring.rules import check_phone
 
 if TYPE_CHECKING:
     from callcenter.tokens import ActiveToken
@@ -54,6 +55,8 @@ class UserView:
     name: str
     role: str
     created_at: dt.datetime
+    #: Their own phone (a PJSIP endpoint), which live monitoring rings; None: none set.
+    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,9 @@ class Directory:
     api: dict[str, ActiveToken] = field(default_factory=dict)
     #: Agents who have a password (``callcenter agents password``): name -> argon2 hash.
     agents: dict[str, str] = field(default_factory=dict)
+    #: Users who have a phone (``users add|update --phone``): name -> PJSIP endpoint. The
+    #: board shows the monitoring buttons to them only.
+    phones: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, users: dict[str, tuple[str, str]], tokens: dict[str, tuple[int, str]],
@@ -179,7 +185,13 @@ def load_directory(session: Session) -> Directory:
             select(Agent.name, Agent.password_hash).where(Agent.password_hash.is_not(None))
         )
     }
-    return replace(directory, agents=agents)
+    phones = {
+        str(name): str(phone)
+        for name, phone in session.execute(
+            select(User.name, User.phone).where(User.phone.is_not(None), User.phone != "")
+        )
+    }
+    return replace(directory, agents=agents, phones=phones)
 
 
 # --- the CLI's operations ----------------------------------------------------------------
@@ -195,19 +207,39 @@ def check_user_name(name: str) -> str:
     return name
 
 
-def add_user(session: Session, name: str, password: str, role: str = "supervisor") -> UserView:
+def add_user(
+    session: Session, name: str, password: str, role: str = "supervisor", phone: str | None = None
+) -> UserView:
+    """Add a user; ``phone``: their own phone's PJSIP endpoint, which live monitoring rings
+    (:func:`callcenter.monitoring.rules.check_phone` is the rule)."""
     name = check_user_name(name)
     if role not in ROLES:
         raise AccountError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if phone is not None:
+        phone = check_phone(phone)
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise AccountError(f"the password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
     if session.scalar(select(User.id).where(User.name == name)) is not None:
         raise AccountError(f"user {name} already exists")
-    user = User(name=name, password_hash=_hasher.hash(password), role=role)
+    user = User(name=name, password_hash=_hasher.hash(password), role=role, phone=phone)
     session.add(user)
     session.flush()
     session.refresh(user)
-    return UserView(user.name, user.role, user.created_at)
+    return UserView(user.name, user.role, user.created_at, user.phone)
+
+
+def set_user_phone(session: Session, name: str, phone: str | None) -> UserView:
+    """Give user ``name`` a phone (a PJSIP endpoint), or take theirs away (None)."""
+    name = names.normalize(name)
+    if phone is not None:
+        phone = check_phone(phone)
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        shown = repr(name) if names.user_name_problem(name) else name
+        raise AccountError(f"no user named {shown}")
+    user.phone = phone
+    session.flush()
+    return UserView(user.name, user.role, user.created_at, user.phone)
 
 
 def set_agent_password(session: Session, name: str, password: str) -> None:
@@ -224,7 +256,7 @@ def set_agent_password(session: Session, name: str, password: str) -> None:
 
 
 def list_users(session: Session) -> list[UserView]:
-    return [UserView(u.name, u.role, u.created_at)
+    return [UserView(u.name, u.role, u.created_at, u.phone)
             for u in session.scalars(select(User).order_by(User.name))]  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callcenter.wallboard.context import http_error, parts, require, require_actor
+from callcenter.wallboard.context import RETRY_AFTER, http_error, parts, require, require_actor
 from callcenter.wallboard.control import ControlError
 from callcenter.wallboard.openapi import document
 from callcenter.wallboard.views import ACTIONS, act_on, agent_rows, day_and_queue, merged_queues
@@ -45,8 +45,14 @@ async def nodes(request: web.Request) -> web.Response:
 
 
 async def kpis(request: web.Request) -> web.Response:
+    """Today's figures; 503 (``database unavailable``, ``Retry-After``) while the call log
+    cannot be read: the last figures would pass for today's, and the cause is the log's."""
     require(request)
-    return ok(parts(request).kpis.current())
+    current = parts(request).kpis.current()
+    if current.get("error"):
+        raise web.HTTPServiceUnavailable(text="database unavailable",
+                                         headers={"Retry-After": RETRY_AFTER})  # fmt: skip
+    return ok(current)
 
 
 async def history(request: web.Request) -> web.Response:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from callcenter.campaigns.snapshot import CampaignFigures
+from callcenter.security.alerts import banner
 from callcenter.wallboard.live import AgentKey, LiveState
 from callcenter.wallboard.model import AgentLive
 from callcenter.wallboard.options import WallboardOptions
@@ -271,7 +272,12 @@ class Board:
         return rows
 
     def status(self) -> Row:
-        return {"bridge_online": self.state.bridge_online, "feed": self.state.feed_connected}
+        status: Row = {"bridge_online": self.state.bridge_online,
+                       "feed": self.state.feed_connected}  # fmt: skip
+        alert = banner(self.state.sip_alerts)  # a SIP login attack (callcenter/security)
+        if alert:
+            status["sip_alert"] = alert
+        return status
 
     def campaign_rows(self, names: Iterable[str] | None = None) -> list[Row]:
         """The tiles of every campaign with a snapshot (of ``names`` only, when given)."""
@@ -347,6 +353,8 @@ class Board:
             out["gone_campaigns"] = sorted(changes.campaigns - set(self.state.campaigns))
         if changes.nodes or changes.status:
             out["nodes"] = self.node_rows()
+            out["status"] = self.status()
+        elif changes.security:  # the SIP attack banner: the status alone, not every row
             out["status"] = self.status()
         if kpis_changed:
             out["kpis"] = self.kpis()

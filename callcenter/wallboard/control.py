@@ -47,9 +47,11 @@ class ControlError(RuntimeError):
 
 def check_reason(reason: str) -> str:
     """A pause reason as app_queue and queue_log keep it: up to 64 word characters, spaces
-    and ``.:/-`` (no ``|``: queue_log separates its fields with it)."""
+    and ``.:/-`` (no ``|``: queue_log separates its fields with it; no line end or other
+    control character: an AMI header ends at one, and a log line must stay one line).
+    ``fullmatch``: ``$`` would let one trailing newline through."""
     reason = reason.strip() or DEFAULT_REASON
-    if not REASON_RE.match(reason):
+    if not REASON_RE.fullmatch(reason):
         raise ControlError(400, "a pause reason is up to 64 letters, digits, spaces or . : / -")
     return reason
 
@@ -112,8 +114,9 @@ class AgentControl:
                  action)  # fmt: skip
 
     async def originate(self, node: str, fields: dict[str, str | list[str]]) -> None:
-        """An Async Originate (the agent's desktop: click to call). Its reply says only
-        that Asterisk queued it; the call's progress shows on the agent's phone."""
+        """An Async Originate (the agent's desktop: click to call; a supervisor's live
+        monitoring, :mod:`callcenter.monitoring`). Its reply says only that Asterisk queued
+        it; the call's progress shows on the phone it rings."""
         link = self.links.get(node)
         if link is None:
             raise ControlError(404, f"node {node} is not configured")

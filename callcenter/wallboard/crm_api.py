@@ -40,7 +40,7 @@ from aiohttp import web
 from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from callcenter import names, timespec
+from callcenter import logsafe, names, timespec
 from callcenter.campaigns.numbers import Normaliser, NumberError
 from callcenter.crm import CrmError, documentation
 from callcenter.crm import cases as case_store
@@ -136,17 +136,18 @@ async def in_session(request: web.Request, work: Callable[[Session], T]) -> T:
     except (CrmError, DirectoryError, NumberError) as exc:
         raise web.HTTPBadRequest(text=one_line(exc)) from None
     except sa.exc.IntegrityError as exc:
-        log.info("crm api: %s %s conflicts: %s", request.method, request.path, one_line(exc))
+        log.info("crm api: %s %s conflicts: %s", request.method, logsafe.clean(request.path),
+                 logsafe.clean(one_line(exc)))  # fmt: skip
         raise web.HTTPConflict(
             text="the change conflicts with another made meanwhile (a number, a CRM id or a "
             "disposition taken): read again and retry"
         ) from None
     except sa.exc.DataError as exc:
-        log.info("crm api: %s %s: bad value: %s", request.method, request.path, one_line(exc))
+        log.info("crm api: %s %s: bad value: %s", request.method, logsafe.clean(request.path),
+                 logsafe.clean(one_line(exc)))  # fmt: skip
         raise web.HTTPBadRequest(text="a value is out of range or malformed") from None
-    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-        log.warning("crm api: the database is unavailable: %s", one_line(exc))
-        raise web.HTTPServiceUnavailable(text="the database is unavailable: retry") from None
+    # The database away (OperationalError, InterfaceError) goes on to the app's middleware:
+    # 503 "database unavailable" with Retry-After, one log line per kind a minute.
 
 
 def numbers_of(request: web.Request) -> Normaliser:
@@ -182,20 +183,27 @@ def param(request: web.Request, name: str) -> str | None:
     return value or None
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
 def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    text = param(request, name)
+    """A whole number in [lo, hi]; ``default`` when left out. ASCII digits only, as the
+    document's integer type says: empty (``limit=``), padded (`` 5``) or other scripts'
+    digits (``٣``) are refused, not read as the default or a number."""
+    text = request.query.get(name)
     if text is None:
         return default
-    if not text.isdecimal() or len(text) > 19 or not lo <= int(text) <= hi:
+    if not _digits(text) or not lo <= int(text) <= hi:
         bad(f"{name} must be a whole number from {lo} to {hi}, not {shown(text)}")
     return int(text)
 
 
 def id_param(request: web.Request, name: str) -> int | None:
-    text = param(request, name)
+    text = request.query.get(name)
     if text is None:
         return None
-    if not text.isdecimal() or len(text) > 19 or not 1 <= int(text) <= MAX_ID:
+    if not _digits(text) or not 1 <= int(text) <= MAX_ID:
         bad(f"{name} must be an id (a whole number from 1), not {shown(text)}")
     return int(text)
 
@@ -668,7 +676,7 @@ async def calls(request: web.Request) -> web.Response:
     after = cursor_param(request, "calls", ["time", "id"])
     since, until = time_param(request, "since"), time_param(request, "until")
     queue, agent = param(request, "queue"), param(request, "agent")
-    direction = param(request, "direction")
+    direction = request.query.get("direction")  # an enum: exactly, not stripped nor empty
     if direction is not None and direction not in ("inbound", "outbound", "internal"):
         bad(f"direction {shown(direction)} is not one of inbound, outbound, internal")
     caller = param(request, "caller")

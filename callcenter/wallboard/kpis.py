@@ -28,9 +28,14 @@ from sqlalchemy.orm import Session
 
 from callcenter import reports
 from callcenter.config import ReportingSettings
+from callcenter.logsafe import clean
+from callcenter.satisfaction import measures as satisfaction
+from callcenter.satisfaction import store as satisfaction_store
 from callcenter.timespec import start_of_day
 
 log = logging.getLogger(__name__)
+#: What the board and the API say while the call log cannot be read (no detail: the log has it).
+UNAVAILABLE = "the call log is unavailable; the figures are the last ones read"
 
 #: A query of the board must never hold a connection for long (the call log may be huge).
 STATEMENT_TIMEOUT_MS = 10_000
@@ -39,6 +44,9 @@ QUEUE_KEYS = ("offered", "answered", "abandoned", "timed_out", "exited", "servic
               "sl_pending")  # fmt: skip
 #: All queues together: the same figures, each visit judged by its own queue's SL threshold.
 TOTAL_KEYS = tuple(k for k in QUEUE_KEYS if k != "service_level_threshold")
+#: Satisfaction of the day's survey answers (callcenter.satisfaction.measures): CSAT 0..1 and
+#: NPS -100..100, None with no answer, each with its number of answers.
+SATISFACTION_KEYS = ("csat", "csat_n", "nps", "nps_n")
 
 
 def day_bounds(day: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
@@ -73,24 +81,71 @@ def agent_calls(session: Session, since: dt.datetime, until: dt.datetime) -> dic
     return {r["agent"]: int(r["calls"]) for r in rows}
 
 
+#: The figures of a queue no call entered today (its SL threshold comes from the queues table).
+_NO_CALLS: dict[str, Any] = {
+    "offered": 0, "answered": 0, "abandoned": 0, "timed_out": 0, "exited": 0,
+    "service_level": None, "asa": None, "aht": None, "abandon_rate": None,
+    "longest_wait": None, "sl_pending": 0,
+}  # fmt: skip
+_THRESHOLDS_SQL = sa.text(
+    "SELECT name, service_level_seconds FROM queues WHERE name = ANY(CAST(:names AS text[]))"
+)
+
+
+def with_satisfaction(
+    queues: dict[str, dict[str, Any]],
+    total: dict[str, Any],
+    answers: dict[Any, Any],
+    thresholds: dict[str, int | None],
+) -> None:
+    """Add each queue's CSAT and NPS (``answers``: queue -> Satisfaction) to its figures, in
+    place: every queue gets them (None with n = 0 when nobody answered). A queue with answers
+    but no call today (a survey answered after midnight, an outbound survey of an older
+    call) gets the figures of a queue with no calls, with its SL threshold (``thresholds``,
+    else the reports' default). The total is over the answers that have a queue, so that it
+    adds up the queues shown (an outbound survey of no queue is in ``callcenter report
+    --satisfaction --by campaign`` only)."""
+    for name in {q for q in answers if q is not None} - set(queues):
+        threshold = thresholds.get(name)
+        queues[name] = {
+            **_NO_CALLS,
+            "service_level_threshold": reports.DEFAULT_SL_SECONDS if threshold is None
+            else threshold,
+        }  # fmt: skip
+    for name, row in queues.items():
+        row.update(answers.get(name, satisfaction.Satisfaction()).figures())
+    queued = satisfaction.total(s for q, s in answers.items() if q is not None)
+    total.update(queued.figures())
+
+
 def day_figures(
     session: Session, rules: ReportingSettings, tz: ZoneInfo, now: dt.datetime
 ) -> dict[str, Any]:
     """Today so far as browsers get it, with the figures ``callcenter report`` (no --since or
     --until: from midnight in the site's time zone until ``now``) gives for the same
-    interval: per queue its KPIs, their total over all queues, per agent the calls
+    interval: per queue its KPIs and its satisfaction (``callcenter report --satisfaction``:
+    the survey answers given today), their total over all queues, per agent the calls
     answered. A caller still waiting has waited until ``now``."""
     until = now.astimezone(dt.UTC)
     since, _ = day_bounds(today(tz, until), tz)
     queues, total = reports.queue_figures_and_total(session, since, until, rules, now=until)
+    queue_rows = {q.queue: {k: asdict(q)[k] for k in QUEUE_KEYS} for q in queues}
+    total_row = {k: asdict(total)[k] for k in TOTAL_KEYS}
+    answers = satisfaction_store.counts(session, since, until, "queue")
+    quiet = sorted(q for q in answers if q is not None and q not in queue_rows)
+    thresholds: dict[str, int | None] = {}
+    if quiet:
+        found = session.execute(_THRESHOLDS_SQL, {"names": quiet}).all()
+        thresholds = {str(name): seconds for name, seconds in found}
+    with_satisfaction(queue_rows, total_row, answers, thresholds)
     return {
         "day": since.astimezone(tz).date().isoformat(),
         "since": since.isoformat(),
         "until": until.isoformat(),
         "rules": {"short_abandon_seconds": rules.short_abandon_seconds,
                   "abandons_count_against_sl": rules.abandons_count_against_sl},
-        "queues": {q.queue: {k: asdict(q)[k] for k in QUEUE_KEYS} for q in queues},
-        "total": {k: asdict(total)[k] for k in TOTAL_KEYS},
+        "queues": dict(sorted(queue_rows.items())),
+        "total": total_row,
         "agents": {name: {"calls": n}
                    for name, n in sorted(agent_calls(session, since, until).items())},
     }  # fmt: skip
@@ -126,6 +181,7 @@ class KpiRefresher:
         self.view: dict[str, Any] = {"queues": {}, "total": {}, "agents": {},
                                      "rules": self._rules()}  # fmt: skip
         self.error: str | None = None
+        self.failure: str | None = None  # the kind of the last failure, logged once
         self.refreshed_at: float | None = None
         self.last_seconds: float | None = None
         self.refreshes = 0
@@ -153,13 +209,19 @@ class KpiRefresher:
         try:
             view = await asyncio.to_thread(self.compute)
         except sa.exc.SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"]
-            error = f"the call log is unavailable: {detail[0]}"
-            if error != self.error:
-                log.warning("wallboard: %s; keeping the last figures", error)
-                self.error = error
+            # The detail (the server's address, the driver's words) is for the log, once per
+            # kind of failure; browsers and the API see that the figures are stale, no more.
+            orig = getattr(exc, "orig", None) or exc
+            if type(orig).__name__ != self.failure:
+                self.failure = type(orig).__name__
+                detail = str(orig).strip().splitlines() or [self.failure]
+                log.warning("wallboard: the call log is unavailable (%s: %s); keeping the last "
+                            "figures", self.failure, clean(detail[0]))  # fmt: skip
+            if self.error != UNAVAILABLE:
+                self.error = UNAVAILABLE
                 self.on_change()
             return
+        self.failure = None
         self.last_seconds = time.perf_counter() - started
         self.refreshes += 1
         self.refreshed_at = time.time()

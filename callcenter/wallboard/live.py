@@ -29,6 +29,7 @@ import aiomqtt
 from callcenter.ami.connection import Backoff
 from callcenter.campaigns.snapshot import CampaignFigures
 from callcenter.config import MqttSettings
+from callcenter.security.alerts import SipAlerts
 from callcenter.wallboard import model
 from callcenter.wallboard.model import AgentLive, CallLive, NodeLive, PayloadError, QueueLive
 
@@ -51,10 +52,11 @@ class Changes:
     status: bool = False  # the bridge's or our own MQTT connection state
     calls: bool = False  # a call moved on: the day's figures may have changed
     campaigns: set[str] = field(default_factory=set)  # by campaign name
+    security: bool = False  # the SIP attack alerts (callcenter.security.alerts)
 
     def __bool__(self) -> bool:
         return bool(self.queues or self.agents or self.nodes or self.status or self.calls
-                    or self.campaigns)  # fmt: skip
+                    or self.campaigns or self.security)  # fmt: skip
 
 
 class LiveState:
@@ -68,6 +70,7 @@ class LiveState:
         self.calls: dict[tuple[str, str], CallLive] = {}
         self.campaigns: dict[str, CampaignFigures] = {}
         self.bridge_online: bool | None = None
+        self.sip_alerts: SipAlerts | None = None
         self.feed_connected = False
         self.changes = Changes()
         self.received = 0
@@ -146,6 +149,10 @@ class LiveState:
                 if self.campaigns.get(record.campaign) != record:
                     self.campaigns[record.campaign] = record
                     self.changes.campaigns.add(record.campaign)
+            case SipAlerts():
+                if self.sip_alerts != record:
+                    self.sip_alerts = record
+                    self.changes.security = True
 
     def _call(self, call: CallLive) -> None:
         key = (call.node, call.uniqueid)
@@ -180,6 +187,9 @@ class LiveState:
             case CampaignFigures():
                 if self.campaigns.pop(record.campaign, None) is not None:
                     self.changes.campaigns.add(record.campaign)
+            case SipAlerts():
+                self.sip_alerts = None
+                self.changes.security = True
             case _:
                 pass
 
@@ -195,6 +205,7 @@ def topic_filters(prefix: str) -> list[tuple[str, int]]:
         (f"{prefix}/+/calls/+", 0),
         (f"{prefix}/+/status", 1),
         (f"{prefix}/campaigns/+", 1),
+        (f"{prefix}/security/alerts", 1),
     ]
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callcenter.campaigns.snapshot import CampaignFigures, CampaignPayloadError, figures_of
+from callcenter.security.alerts import AlertsPayloadError, SipAlerts, alerts_of
 
 VERSION = 1
 
@@ -84,7 +85,7 @@ class BridgeLive:
     online: bool
 
 
-Record = QueueLive | AgentLive | NodeLive | CallLive | BridgeLive | CampaignFigures
+Record = QueueLive | AgentLive | NodeLive | CallLive | BridgeLive | CampaignFigures | SipAlerts
 
 
 def _get(p: Mapping[str, Any], key: str, kind: type | tuple[type, ...], optional: bool) -> Any:
@@ -167,6 +168,13 @@ def _campaign(p: Mapping[str, Any]) -> CampaignFigures:
         raise PayloadError(str(exc)) from exc
 
 
+def _sip_alerts(p: Mapping[str, Any]) -> SipAlerts:
+    try:
+        return alerts_of(p)
+    except AlertsPayloadError as exc:
+        raise PayloadError(str(exc)) from exc
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any]], Record]] = {
     "queue": _queue,
     "agent": _agent,
@@ -174,6 +182,7 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any]], Record]] = {
     "call": _call,
     "bridge": _bridge,
     "campaign": _campaign,
+    "sip_alerts": _sip_alerts,  # the bridge's SIP attack alerts (callcenter.security.alerts)
 }
 
 

@@ -21,6 +21,16 @@ BOOL = {"type": "boolean"}
 LIVE_INT = {"type": ["integer", "null"]}
 STRS = {"type": "array", "items": STR}
 RATIO = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+#: Today's satisfaction of a queue (callcenter.satisfaction.measures), null with no answer.
+SATISFACTION = {
+    "csat": {**RATIO, "description": "share of today's CSAT survey answers (1-5) that are 4 "
+             "or 5; null when nobody answered"},
+    "csat_n": {"type": "integer", "description": "CSAT answers behind `csat`"},
+    "nps": {"type": ["number", "null"], "minimum": -100, "maximum": 100,
+            "description": "% promoters (9-10) - % detractors (0-6) of today's NPS survey "
+            "answers (0-10); null when nobody answered"},
+    "nps_n": {"type": "integer", "description": "NPS answers behind `nps`"},
+}  # fmt: skip
 
 SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "properties": {"error": STR}, "required": ["error"]},
@@ -43,6 +53,7 @@ SCHEMAS: dict[str, Any] = {
             "abandon_rate": RATIO, "longest_wait": NUM,
             "sl_pending": {"type": "integer", "description": "callers still waiting within "
                            "the SL threshold: not yet in the service level"},
+            **SATISFACTION,
         },
         "required": ["queue", "title", "waiting", "logged_in", "unknown"],
     },
@@ -72,7 +83,10 @@ SCHEMAS: dict[str, Any] = {
     "Status": {
         "type": "object",
         "properties": {"bridge_online": {"type": ["boolean", "null"]},
-                       "feed": {"type": "boolean"}},
+                       "feed": {"type": "boolean"},
+                       "sip_alert": {"type": "string", "description": "The board's warning "
+                                     "of a SIP login attack (docs/security-sip.md); absent "
+                                     "without one"}},
     },
     "CampaignRow": {
         "type": "object",
@@ -110,10 +124,24 @@ SCHEMAS: dict[str, Any] = {
             "day": STR, "since": STR, "until": STR, "computed_at": NUM,
             "error": {"type": ["string", "null"]},
             "rules": {"type": "object"},
-            "queues": {"type": "object", "additionalProperties": {"type": "object"}},
-            "total": {"type": "object", "description": "All queues together (each visit "
-                      "judged by its own queue's SL threshold)"},
+            "queues": {"type": "object", "description": "Per queue: its figures from the "
+                       "call log, and its satisfaction (`csat`, `csat_n`, `nps`, `nps_n`: the "
+                       "survey answers given today)",
+                       "additionalProperties": _ref("QueueKpis")},
+            "total": {**_ref("QueueKpis"), "description": "All queues together (each visit "
+                      "judged by its own queue's SL threshold; satisfaction over the answers "
+                      "that have a queue)"},
             "agents": {"type": "object", "additionalProperties": {"type": "object"}},
+        },
+    },
+    "QueueKpis": {
+        "type": "object",
+        "description": "A queue's figures of the day (definitions of `callcenter report` and "
+        "`callcenter report --satisfaction`).",
+        "properties": {
+            "offered": INT, "answered": INT, "abandoned": INT, "timed_out": INT, "exited": INT,
+            "service_level": RATIO, "service_level_threshold": INT, "asa": NUM, "aht": NUM,
+            "abandon_rate": RATIO, "longest_wait": NUM, "sl_pending": INT, **SATISFACTION,
         },
     },
     "Board": {
@@ -366,15 +394,27 @@ CRM_SCHEMAS: dict[str, Any] = {
 SCHEMAS.update(CRM_SCHEMAS)
 
 
-def _get(summary: str, schema: dict[str, Any], params: list[Any] | None = None) -> Any:
-    return {"get": {
-        "summary": summary, "parameters": params or [],
-        "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
-            "401": {"description": "No session and no bearer token", "content": {
-                "application/json": {"schema": _ref("Error")}}},
-        },
-    }}  # fmt: skip
+#: What a board read may answer besides 200 and 401: an agent's session is refused (403).
+_BOARD_403 = "An agent's session (it reaches the agent's desktop only)"
+#: The database away (a read that queries it): 503 with Retry-After, no detail.
+_DB_503 = ("The database is unavailable (`{\"error\": \"database unavailable\"}`, nothing "
+           "more); retry after `Retry-After` seconds")  # fmt: skip
+
+
+def _get(summary: str, schema: dict[str, Any], params: list[Any] | None = None,
+         errors: dict[str, str] | None = None) -> Any:  # fmt: skip
+    error = {"content": {"application/json": {"schema": _ref("Error")}}}
+    responses: dict[str, Any] = {
+        "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+        "401": {"description": "No session and no bearer token", **error},
+        "403": {"description": _BOARD_403, **error},
+    }
+    for code, text in (errors or {}).items():
+        responses[code] = {"description": text, **error}
+        if code == "503":
+            responses[code]["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                          "description": "seconds"}}  # fmt: skip
+    return {"get": {"summary": summary, "parameters": params or [], "responses": responses}}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -507,8 +547,10 @@ def crm_paths() -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     day = {"name": "day", "in": "query", "schema": {"type": "string", "format": "date"},
-           "description": "YYYY-MM-DD in the site's time zone; default today"}  # fmt: skip
-    queue = {"name": "queue", "in": "query", "schema": STR, "description": "one queue only"}
+           "description": "YYYY-MM-DD in the site's time zone, 2000-01-01 to today; left "
+           "out: today (an empty `day=` is refused: 400)"}  # fmt: skip
+    queue = {"name": "queue", "in": "query", "schema": STR,
+             "description": "one queue (a-z, 0-9, _ or -); left out or empty: all"}  # fmt: skip
     path_params = [
         {"name": "node", "in": "path", "required": True, "schema": STR},
         {"name": "agent", "in": "path", "required": True, "schema": STR},
@@ -551,11 +593,14 @@ def document() -> dict[str, Any]:
                 "type": "object", "properties": {
                     "nodes": {"type": "array", "items": _ref("NodeRow")},
                     "status": _ref("Status")}}),
-            "/api/v1/kpis": _get("Today's figures", _ref("Kpis")),
+            "/api/v1/kpis": _get("Today's figures", _ref("Kpis"), errors={
+                "503": "The call log cannot be read now: " + _DB_503}),
             "/api/v1/history": _get("Calls and service level per 15 minutes of a day", {
                 "type": "object", "properties": {
                     "day": STR, "queue": {"type": ["string", "null"]},
-                    "slots": {"type": "array", "items": _ref("Slot")}}}, [day, queue]),
+                    "slots": {"type": "array", "items": _ref("Slot")}}}, [day, queue],
+                errors={"400": "`day` not a date from 2000-01-01 to today (or empty), or "
+                        "`queue` not a queue name", "503": _DB_503}),
             "/api/v1/agents/{node}/{agent}/{action}": {"post": {
                 "summary": "Pause (optional JSON body {\"reason\": ...}), unpause, log out or "
                 "log in an agent, through AMI. Log in sends one QueueAdd per configured "

@@ -14,8 +14,13 @@
   ``kpi_max_age`` (30.0): they are queried at least this often even without a change.
 - ``session_hours`` (12): a supervisor's session lasts this long; ``tv_session_days`` (400):
   a screen's session (browsers cap cookies at 400 days).
-- ``login_attempts`` (5) failed logins per ``login_window`` (300 s) from one address or for
-  one name; more are refused with 429 until the window has passed.
+- ``login_attempts`` (5) failed logins per ``login_window`` (300 s) from one address for
+  one account, and ``login_address_attempts`` (20) from one address over all accounts; more
+  are refused with 429 until the window has passed (:class:`~.auth.LoginThrottle`).
+- ``trusted_proxies`` (none): the reverse proxies whose ``X-Forwarded-For`` and
+  ``X-Forwarded-Proto`` are believed (addresses or CIDRs; parsed here into networks).
+- ``hsts`` (31536000): ``Strict-Transport-Security: max-age`` on answers over HTTPS (direct
+  TLS, or a trusted proxy's ``X-Forwarded-Proto: https``); 0: no header.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from callcenter.config import ConfigError, Settings
+from callcenter.wallboard.auth import Network, parse_networks
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,9 @@ class WallboardOptions:
     tv_session_days: float = 400.0
     login_attempts: int = 5
     login_window: float = 300.0
+    login_address_attempts: int = 20
+    trusted_proxies: tuple[Network, ...] = ()
+    hsts: int = 31536000
     pause_reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "coaching")
     callback_campaign: str = "callbacks"
 
@@ -51,6 +60,10 @@ class WallboardOptions:
         kwargs: dict[str, Any] = {
             f.name: have[f.name] for f in dataclasses.fields(cls) if f.name in have
         }
+        try:
+            kwargs["trusted_proxies"] = parse_networks(kwargs.get("trusted_proxies", ()))
+        except ValueError as exc:
+            raise ConfigError(f"wallboard.trusted_proxies: {exc}") from None
         options = cls(**kwargs)
         options.check()
         return options
@@ -65,8 +78,11 @@ class WallboardOptions:
                     "tv_session_days", "login_window", "longest_wait_alert"):  # fmt: skip
             if getattr(self, key) <= 0:
                 raise ConfigError(f"wallboard.{key} must be greater than 0")
-        if self.waiting_alert < 1 or self.login_attempts < 1:
-            raise ConfigError("wallboard.waiting_alert and login_attempts must be 1 or more")
+        if self.waiting_alert < 1 or self.login_attempts < 1 or self.login_address_attempts < 1:
+            raise ConfigError("wallboard.waiting_alert, login_attempts and login_address_attempts "
+                              "must be 1 or more")  # fmt: skip
+        if self.hsts < 0:
+            raise ConfigError("wallboard.hsts must be 0 (no header) or more seconds")
 
     def thresholds(self) -> dict[str, float]:
         """What the browser needs to colour the figures itself (it ticks the waits)."""

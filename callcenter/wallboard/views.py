@@ -21,9 +21,19 @@ from sqlalchemy.orm import Session
 
 from callcenter import names
 from callcenter.crm.reports import build_crm_report
+from callcenter.logsafe import clean
+from callcenter.planning.erlang import PlanningError
 from callcenter.wallboard import chart
 from callcenter.wallboard.board import Row
-from callcenter.wallboard.context import http_error, parts, require, require_actor
+from callcenter.wallboard.context import (
+    client,
+    http_error,
+    parts,
+    require,
+    require_actor,
+    security_log,
+    try_login,
+)
 from callcenter.wallboard.control import ControlError
 from callcenter.wallboard.history import parse_day
 
@@ -95,32 +105,26 @@ async def login(request: web.Request) -> web.Response:
         request, str(form.get("csrf", ""))
     ):
         return login_page(request, "The form had expired. Please try again.", 403)
-    keys = (f"ip:{request.remote}", f"name:{name.lower()}")
-    wait = p.limiter.retry_after(*keys)
-    if wait:
+    result = await try_login(request, "user", name, password)
+    if result.wait:
         return login_page(request, "Too many failed attempts: wait a few minutes.", 429,
-                          {"Retry-After": str(int(wait) + 1)})  # fmt: skip
-    cache = p.auth.cache
-    if name not in cache.directory.users:
-        await cache.reload_if_stale()
-    # argon2 takes tens of milliseconds of CPU: not on the event loop.
-    principal = await asyncio.to_thread(cache.directory.check_password, name, password)
-    if principal is None:
-        p.limiter.failed(*keys)
+                          {"Retry-After": str(int(result.wait) + 1)})  # fmt: skip
+    if result.principal is None:
         return login_page(request, "Wrong name or password.", 401)
     response = redirect("/board")
-    p.auth.start_session(request, response, principal)
+    p.auth.start_session(request, response, result.principal)
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
+    """End the session on the server (its cookie, replayed, is refused) and in the browser."""
     form = await request.post()
     visitor = require(request)
     auth = parts(request).auth
     if not auth.same_origin(request) or not auth.csrf_ok(visitor, str(form.get("csrf", ""))):
         raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong: reload the page")
     response = redirect("/login")
-    auth.end_session(response)
+    await auth.end_session(response, visitor)
     return response
 
 
@@ -144,8 +148,8 @@ async def tv(request: web.Request) -> web.Response:
             return redirect("/board?layout=tv")
         return tv_page(request, "This screen has no token yet.", 401, {
             "WWW-Authenticate": 'Bearer realm="wallboard"'})  # fmt: skip
-    key = f"ip:{request.remote}"
-    wait = p.limiter.retry_after(key)
+    address = request.remote or "unknown"
+    wait = p.limiter.retry_after(address, "tv")
     if wait:
         return tv_page(request, "Too many wrong tokens from this address: wait a few minutes.",
                        429, {"Retry-After": str(int(wait) + 1)})  # fmt: skip
@@ -154,7 +158,9 @@ async def tv(request: web.Request) -> web.Response:
         await p.auth.cache.reload_if_stale()
         principal = p.auth.cache.directory.check_token(token)
     if principal is None:
-        p.limiter.failed(key)
+        lock = p.limiter.failed(address, "tv")
+        security_log(request, "login-failed", "wallboard: wrong TV token from %s%s",
+                     client(request), " (locked out)" if lock else "")  # fmt: skip
         return tv_page(request, "This screen's token is unknown or revoked.", 401, {
             "WWW-Authenticate": 'Bearer realm="wallboard", error="invalid_token"'})  # fmt: skip
     response = redirect("/board?layout=tv")
@@ -179,9 +185,15 @@ async def board(request: web.Request) -> web.Response:
     if layout not in ("tv", "laptop"):
         raise web.HTTPBadRequest(text="layout is tv or laptop")
     snapshot = p.board.snapshot()
+    can_act = bool(visitor.principal.can_act and visitor.csrf and layout == "laptop")
+    # Listen / Whisper / Barge: a supervisor's own session, with a phone to ring
+    # (callcenter/monitoring; the POST checks all of it again).
+    phone = p.auth.cache.directory.phones.get(visitor.principal.name, "")
     return page(request, "board.html.j2", {
         "layout": layout, "visitor": visitor.principal, "csrf": visitor.csrf or "",
-        "can_act": bool(visitor.principal.can_act and visitor.csrf and layout == "laptop"),
+        "can_act": can_act,
+        "can_monitor": bool(can_act and visitor.principal.kind == "user" and phone),
+        "phone": phone,
         "now": snapshot["now"], "queues": merged_queues(snapshot), "agents": agent_rows(snapshot),
         "total": snapshot["total"],
         "nodes": snapshot["nodes"], "status": snapshot["status"], "kpis": snapshot["kpis"],
@@ -190,14 +202,20 @@ async def board(request: web.Request) -> web.Response:
 
 
 def day_and_queue(request: web.Request) -> tuple[dt.date, str | None]:
+    """``day`` (absent: today in the site's time zone; present, it must be a date: an empty
+    ``day=`` is refused, as the OpenAPI document says) and ``queue`` (absent or empty: all);
+    400 otherwise."""
     p = parts(request)
     now = dt.datetime.now(dt.UTC)
+    text = request.query.get("day")
+    if text is not None and not text:
+        raise web.HTTPBadRequest(text="day: a date (YYYY-MM-DD); leave it out for today")
     try:
-        day = parse_day(request.query.get("day"), p.settings.site.tz, now)
+        day = parse_day(text, p.settings.site.tz, now)
     except ValueError as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from exc
+        raise web.HTTPBadRequest(text=f"day: {clean(exc, 120)}") from exc
     queue = request.query.get("queue") or None
-    if queue is not None and not QUEUE_RE.match(queue):
+    if queue is not None and not QUEUE_RE.fullmatch(queue):  # "$" would pass "sales\n"
         raise web.HTTPBadRequest(text="queue: a queue name (a-z, 0-9, _ or -)")
     return day, queue
 
@@ -206,7 +224,23 @@ async def history(request: web.Request) -> web.Response:
     visitor = require(request)
     p = parts(request)
     day, queue = day_and_queue(request)
-    slots = await p.history.get(day, queue)
+    # Staffing for the board's SL target (a target of 100% has no finite answer).
+    goal = min(p.options.sl_target, 0.99)
+    slots, planned = await asyncio.gather(
+        p.history.get(day, queue), p.history.forecast(day, queue, goal), return_exceptions=True
+    )
+    if isinstance(slots, BaseException):
+        raise slots
+    # Without its forecast (no answer, or its query failed) the page still shows the day.
+    forecast, forecast_error = None, ""
+    if isinstance(planned, PlanningError):
+        forecast_error = str(planned)
+    elif isinstance(planned, sa.exc.SQLAlchemyError):
+        forecast_error = "the call log could not be read (try again in a minute)"
+    elif isinstance(planned, BaseException):
+        raise planned
+    else:
+        forecast = planned
     try:
         crm = await asyncio.to_thread(crm_day, p.engine, p.settings.site.tz, day, queue)
     except sa.exc.SQLAlchemyError:
@@ -215,6 +249,8 @@ async def history(request: web.Request) -> web.Response:
         "visitor": visitor.principal, "csrf": visitor.csrf or "", "day": day.isoformat(),
         "queue": queue or "", "queues": p.board.queue_names(), "nodes": p.board.node_rows(),
         "chart": chart.build(slots, day, p.settings.site.tz, p.options.sl_target),
+        "forecast": forecast, "forecast_error": forecast_error,
+        "fchart": chart.build_forecast(forecast) if forecast and forecast.has_history else None,
         "today": dt.datetime.now(p.settings.site.tz).date().isoformat(), "crm": crm,
     })  # fmt: skip
 

@@ -25,8 +25,8 @@ from callcenter.core.queue_log import parse_queue_log
 from callcenter.crm import dispositions
 from callcenter.wallboard import accounts
 from callcenter.wallboard.app import Wallboard
+from tests.browser import ARTIFACTS
 from tests.e2e.conftest import Pbx, Stack, stack
-from tests.test_wallboard_browser import ARGS, ARTIFACTS, CHROMIUM
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -35,19 +35,6 @@ pytestmark = pytest.mark.asterisk
 
 PASSWORD = "correct horse battery"
 NUMBER = "2015550123"  # a valid US number: the customer record takes it
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    api = pytest.importorskip("playwright.async_api", reason="the playwright package is absent")
-    async with api.async_playwright() as pw:
-        launched: Browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @contextlib.asynccontextmanager

@@ -42,7 +42,10 @@ def seed_history(engine: Engine, campaign: str, *, attempts_n: int = 1000, live_
     pacer's memory at the dialer's start says it is past its warm-up, with 200 live answers
     and no abandon behind it (an abandon budget of 6: with less than the pacer's reserve of
     2 it would stay progressive, as it did with 64 live answers)."""
-    yesterday = dt.datetime.now(UTC) - dt.timedelta(days=1)
+    # From 08:00 yesterday: 1000 attempts 30 s apart end by 16:20, all on yesterday's date
+    # (counting back 24 h from now put the last of them on today's, where the test counts
+    # the dialer's own calls, whenever it ran after 15:40).
+    yesterday = dt.datetime.combine(dt.date.today() - dt.timedelta(days=1), dt.time(8), UTC)
     rows: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     with Session(engine) as s, s.begin():
@@ -178,9 +181,14 @@ async def test_outbound_survey_writes_scores_where_inbound_ones_go(
         assert a.outcome == "delivered", (a.outcome, a.reason)
         with Session(engine) as s:
             answers = s.execute(
-                sa.text("SELECT question, score FROM survey_answers WHERE uniqueid = :u"),
+                sa.text(
+                    "SELECT question, score, scale, campaign FROM survey_answers "
+                    "WHERE uniqueid = :u"
+                ),
                 {"u": a.channel_id},
             ).all()
             score = s.scalar(sa.select(Call.survey_score).where(Call.uniqueid == a.channel_id))
-    assert sorted((str(q), int(v)) for q, v in answers) == [("agent", 4), ("resolved", 4)]
+    # The dialplan passes ${CAMPAIGN_ID} to the survey: each answer names its campaign.
+    assert sorted((str(q), int(v), int(k), c) for q, v, k, c in answers) == [
+        ("agent", 4, 5, "howdid"), ("resolved", 4, 5, "howdid")]  # fmt: skip
     assert score == 4

@@ -34,7 +34,7 @@ from callcenter.db.models import Agent, Call, Queue
 from callcenter.directory import DirectoryError
 from callcenter.jsonable import plain
 from callcenter.wallboard.auth import Visitor
-from callcenter.wallboard.context import http_error, is_api, parts
+from callcenter.wallboard.context import http_error, is_api, parts, try_login
 from callcenter.wallboard.control import ControlError
 from callcenter.wallboard.model import AgentLive
 from callcenter.wallboard.stream import KEEPALIVE, WRITE_TIMEOUT
@@ -120,27 +120,22 @@ async def login(request: web.Request) -> web.StreamResponse:
         request, str(form.get("csrf", ""))
     ):
         return login_page(request, "The form had expired. Please try again.", 403)
-    keys = (f"ip:{request.remote}", f"agent:{name.lower()}")
-    wait = p.limiter.retry_after(*keys)
-    if wait:
+    result = await try_login(request, "agent", name, password)
+    if result.wait:
         return login_page(request, "Too many failed attempts: wait a few minutes.", 429,
-                          {"Retry-After": str(int(wait) + 1)})  # fmt: skip
-    cache = p.auth.cache
-    if name not in cache.directory.agents:
-        await cache.reload_if_stale()
-    principal = await asyncio.to_thread(cache.directory.check_agent_password, name, password)
-    if principal is None:
-        p.limiter.failed(*keys)
+                          {"Retry-After": str(int(result.wait) + 1)})  # fmt: skip
+    if result.principal is None:
         return login_page(request, "Wrong name or password.", 401)
     response = redirect("/agent")
-    p.auth.start_session(request, response, principal)
+    p.auth.start_session(request, response, result.principal)
     return response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    await agent_post(request)
+    """End the agent's session on the server (its cookie, replayed, is refused) and here."""
+    visitor, _ = await agent_post(request)
     response = redirect("/agent/login")
-    parts(request).auth.end_session(response)
+    await parts(request).auth.end_session(response, visitor)
     return response
 
 

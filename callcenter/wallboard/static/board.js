@@ -26,6 +26,13 @@
   }
   function pct(r) { return r === null || r === undefined ? "-" : Math.round(r * 100) + "%"; }
   function pct1(r) { return r === null || r === undefined ? "-" : (r * 100).toFixed(1) + "%"; }
+  // Satisfaction (callcenter/satisfaction/measures.py fmt_csat, fmt_nps): "—" with no answer.
+  function csat(r) { return r === null || r === undefined ? "\u2014" : Math.round(r * 100) + "%"; }
+  function nps(v) {
+    if (v === null || v === undefined) return "\u2014";
+    var n = Math.round(v);
+    return n > 0 ? "+" + n : String(n === 0 ? 0 : n);
+  }
   function level(field, v) {
     if (v === null || v === undefined || v === "") return "";
     if (field === "waiting") return v >= limits.waiting_alert ? "alert" : "";
@@ -53,6 +60,8 @@
     if (f === "int") text = String(v === undefined || v === null ? 0 : v);
     else if (f === "pct") text = pct(v);
     else if (f === "pct1") text = pct1(v);
+    else if (f === "csat") text = csat(v);
+    else if (f === "nps") text = nps(v);
     else if (f === "dur") text = duration(v);
     else if (f === "sec") text = v === undefined || v === null ? "" : v + " s";
     else if (f === "state") text = labels[v] || v || "";
@@ -206,6 +215,7 @@
         (one ? "its" : "their") + " queues and agents are unknown.");
     }
     if (kpiError) warnings.push(kpiError);
+    if (status.sip_alert) warnings.push(status.sip_alert); // callcenter/security/alerts.py
     var text = warnings.join(" ");
     if (el.textContent !== text) el.textContent = text;
     el.hidden = !text;
@@ -322,7 +332,7 @@
       return r.text().then(function (text) {
         var body;
         try { body = JSON.parse(text); } catch (err) { body = { error: text }; }
-        if (r.ok) notice(body.action + ": " + body.agent + " - sent to Asterisk", false);
+        if (r.ok) notice(body.message || (body.action + ": " + body.agent + " - sent to Asterisk"), false);
         else notice(body.error || ("failed: " + r.status), true);
       });
     }).catch(function () { notice("the server could not be reached", true); });

@@ -125,7 +125,12 @@
   }
 
   const stream = new EventSource("/agent/events");
-  stream.addEventListener("state", (e) => showState(JSON.parse(e.data)));
+  stream.addEventListener("state", (e) => {
+    const s = JSON.parse(e.data);
+    showState(s);
+    // Other parts of the page (desk_recording.js) follow the agent's state too.
+    document.dispatchEvent(new CustomEvent("desk-state", { detail: s }));
+  });
   stream.addEventListener("pop", (e) => showPop(JSON.parse(e.data)));
   stream.addEventListener("history", (e) => showHistory(JSON.parse(e.data)));
 
