@@ -133,6 +133,9 @@ class AgiSettings:
     callback_retry_seconds: float = 120.0
     callback_expiry_hours: float = 12.0
     callback_dial: str = "PJSIP/{number}@{trunk}"
+    # The queue a caller reaches when the IVR cannot finish (its server down, killed or cut
+    # mid-call); empty: the caller hears "please try to call later" (dialplans/inbound.conf).
+    fallback_queue: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -34,6 +35,11 @@ OUTCOMES = {
 }
 
 
+#: A queue_log callid that is a channel's Uniqueid: ``<epoch>.<n>``, or ``<name>-<epoch>.<n>``
+#: with Asterisk's ``systemname`` set (main/channel_internal_api.c).
+UNIQUEID = re.compile(r"(?:.+-)?\d+\.\d+")
+
+
 @dataclasses.dataclass(frozen=True)
 class Expected:
     outcome: str
@@ -46,7 +52,7 @@ def expected_from_queue_log(entries: Iterable[QueueLogEntry]) -> dict[str, Expec
     """What queue_log says of each call: outcome, agent, wait and talk (whole seconds)."""
     by_call: dict[str, list[QueueLogEntry]] = {}
     for entry in entries:
-        if entry.callid.replace(".", "", 1).isdigit():  # a Uniqueid, not NONE or MANAGER
+        if UNIQUEID.fullmatch(entry.callid):  # a Uniqueid, not NONE or MANAGER
             by_call.setdefault(entry.callid, []).append(entry)
     out = {}
     for callid, lines in by_call.items():

@@ -9,7 +9,8 @@ Scripts
 
 ``ivr`` — arg 1: the IVR's name, or the DID dialled (looked up in the IVRs' ``dids``); without
   it, ``agi_dnid``/``agi_extension`` are tried, then the IVR named ``default``, then the only
-  one. No IVR found: ``FAILURE`` (AGISTATUS=FAILURE: the dialplan plays its "try later").
+  one. No IVR found: ``FAILURE`` (AGISTATUS=FAILURE: the dialplan sends the caller to
+  ``[agi] fallback_queue``, or plays its "try later" without one).
   Answers, walks the IVR (:mod:`callcenter.agi.walk`) and, before returning, sets:
 
   ================== ===========================================================================

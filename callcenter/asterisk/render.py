@@ -520,6 +520,16 @@ def _agi_url(settings: Settings) -> str:
     return f"agi://{host}:{settings.agi.port}"
 
 
+def _fallback_queue(settings: Settings) -> str:
+    """``[agi] fallback_queue``, checked as a queue name (the dialplan's IVR_FALLBACK_QUEUE
+    global). A queue that does not exist (any more) is no error here: [inbound-queue] checks
+    QUEUE_EXISTS and plays "try later" instead."""
+    name = settings.agi.fallback_queue
+    if name and not _QUEUE_NAME_RE.match(name):
+        raise RenderError(f"[agi] fallback_queue {name!r} is not a valid queue name")
+    return name
+
+
 def _ami(settings: Settings, options: RenderOptions) -> dict[str, Any]:
     try:
         node = settings.node("local")
@@ -602,6 +612,7 @@ def _context(
     return {
         "ami": _ami(settings, options),
         "agi": _agi_url(settings),
+        "ivr_fallback_queue": _fallback_queue(settings),
         "dirs": _directories(settings, options),
         "sip": {
             "bind": options.bind_address,

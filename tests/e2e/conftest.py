@@ -171,11 +171,20 @@ def truncate(engine: Engine) -> None:
 
 @contextlib.contextmanager
 def start_pbx(
-    where: Path, engine: Engine, binary: Path, sipp: str, agents: Sequence[tuple[str, str]] = AGENTS
+    where: Path,
+    engine: Engine,
+    binary: Path,
+    sipp: str,
+    agents: Sequence[tuple[str, str]] = AGENTS,
+    environ: Mapping[str, str] | None = None,
+    systemname: str = "",
 ) -> Iterator[Pbx]:
     """Seed the directory, render from it (simulation contexts included) and run Asterisk in
-    ``where`` on free ports until the block ends. Raises RuntimeError if it does not boot."""
+    ``where`` on free ports until the block ends; ``environ``: more settings (CALLCENTER_*);
+    ``systemname``: Asterisk's, which prefixes every uniqueid (``<name>-<epoch>.<n>``), so
+    that two instances of one test never share one. Raises RuntimeError if it does not boot."""
     env = {**port_environment(), "CALLCENTER_DATABASE__URL": engine.url.render_as_string(False)}
+    env.update(environ or {})
     env["CALLCENTER_NODES__LOCAL__SECRET"] = "e2e-ami-secret-0123456789"
     env["CALLCENTER_CONFIG"] = ""
     env["CALLCENTER_NODES__LOCAL__QUEUE_LOG_PATH"] = str(where / "log" / "queue_log")
@@ -195,12 +204,17 @@ def start_pbx(
     rendered = render(settings, agent_confs, queues, [trunk], options)
     run.prepare(where)
     files.write_set(rendered, where / "etc")
+    if systemname:  # asterisk.conf ends with its [options] section
+        with (where / "etc" / "asterisk.conf").open("a") as fh:
+            fh.write(f"systemname = {systemname}\n")
     # A test-only administrator for PJSIPQualify (class "system", which the rendered bridge
-    # user rightly lacks): see Pbx.qualify_trunk.
+    # user rightly lacks): see Pbx.qualify_trunk. It reads call and agent events too, without
+    # the bridge user's eventfilter: a test that watches what our services do not read
+    # (ChanSpyStart) logs in as this one with Events on.
     with (where / "etc" / "manager.conf").open("a") as fh:
         fh.write(
             f"\n[e2e-admin]\nsecret = {ADMIN_SECRET}\ndeny = 0.0.0.0/0.0.0.0\n"
-            "permit = 127.0.0.1/255.255.255.255\nread = system\nwrite = system\n"
+            "permit = 127.0.0.1/255.255.255.255\nread = system,call,agent\nwrite = system\n"
         )
     with (where / "stdout.log").open("wb") as log:
         proc = subprocess.Popen(

@@ -1,0 +1,136 @@
+"""The soak run: hours of a call center's day in minutes, with faults (docs/soak.md).
+
+    PATH=/opt/asterisk/sbin:$PATH .venv/bin/python scripts/soak.py \\
+        [--calls 100] [--agents 40] [--minutes 10] [--faults all|none|restart,ivr,...]
+
+Not part of ``make test``. A private PostgreSQL cluster, a private Mosquitto and a private
+Asterisk; ``callcenter ami``, ``agi``, ``dialer``, ``wallboard`` and ``webhooks run`` as
+processes of their own; SIPp callers keeping ``--calls`` calls up through IVR -> queue ->
+``--agents`` SIPp agent phones; a predictive campaign dialling Local-channel customers;
+``--streams`` clients holding the wallboard's /events open. Faults at recorded moments, each
+followed by the comparison (Asterisk's queue_log and CDR against our call log and attempts)
+and the seconds until the wallboard agrees with Asterisk's QueueStatus again.
+
+Writes soak.* and faults.<name>.* into bench/results.json, keeping the other keys. Exit status
+1 when a record is lost or doubled, 2 when it cannot run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results.json"
+
+
+def figures(outcome: object) -> dict[str, float]:
+    from tests.e2e.soak_run import Outcome
+
+    assert isinstance(outcome, Outcome)
+    c = outcome.comparison
+    ours = sum(outcome.cpu.values())
+    out: dict[str, float] = {
+        "soak.calls": float(c.calls),
+        "soak.attempts": float(c.attempts),
+        "soak.lost_records": float(c.lost),
+        "soak.duplicates": float(c.duplicates),
+        "soak.cpu_ratio": round(ours / outcome.asterisk_cpu, 3) if outcome.asterisk_cpu else -1.0,
+        "soak.minutes": round(outcome.seconds / 60, 2),
+    }
+    for name, (start, end) in outcome.rss.items():
+        out[f"soak.rss_growth_mb.{name}"] = round(end - start, 1)
+    for f in outcome.faults:
+        out[f"faults.{f.name}.lost"] = float(f.lost)
+        out[f"faults.{f.name}.duplicates"] = float(f.duplicates)
+        out[f"faults.{f.name}.reconverge_s"] = -1.0 if f.reconverge_s is None else f.reconverge_s
+    return out
+
+
+def report(outcome: object) -> None:
+    from tests.e2e.soak_run import Outcome
+
+    assert isinstance(outcome, Outcome)
+    c = outcome.comparison
+    print(f"\nsoak: {outcome.seconds / 60:.1f} min, {c.calls} queue calls, {c.attempts} attempts, "
+          f"lost {c.lost}, duplicates {c.duplicates}")  # fmt: skip
+    print(f"\n{'process':<12}{'CPU s':>10}{'RSS start MB':>14}{'RSS end MB':>12}")
+    for name, cpu in sorted(outcome.cpu.items()):
+        start, end = outcome.rss[name]
+        print(f"{name:<12}{cpu:>10.2f}{start:>14.1f}{end:>12.1f}")
+    print(f"{'(ours)':<12}{sum(outcome.cpu.values()):>10.2f}")
+    print(f"{'asterisk':<12}{outcome.asterisk_cpu:>10.2f}")
+    if outcome.faults:
+        print(f"\n{'fault':<12}{'at s':>8}{'lost':>6}{'dups':>6}{'reconverge s':>14}  note")
+        for f in outcome.faults:
+            rs = "never" if f.reconverge_s is None else f"{f.reconverge_s:.2f}"
+            print(f"{f.name:<12}{f.at:>8.1f}{f.lost:>6}{f.duplicates:>6}{rs:>14}  {f.note}")
+    if c.disagreements:
+        print("\nWhere Asterisk's records and ours disagree (Asterisk wins):")
+        for d in c.disagreements:
+            print(f"  {d.call}: {d.why}")
+    for f in outcome.faults:
+        if f.stranded:
+            print(f"\n{f.name}: callers in the killed IVR who never reached a queue: "
+                  f"{', '.join(f.stranded)}")  # fmt: skip
+    if outcome.try_later:
+        print(f"\ncallers who heard 'try later' instead of a queue: {len(outcome.try_later)}")
+    streams = outcome.streams_bytes
+    print(f"\nwallboard streams: {len(streams)} held, {sum(1 for b in streams if b)} got data")
+
+
+def main() -> int:
+    from tests.e2e.soak_run import FAULTS, Plan, missing, soak_run
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=100, help="calls kept up at once")
+    parser.add_argument("--agents", type=int, default=40, help="SIPp agent phones")
+    parser.add_argument("--minutes", type=float, default=10.0, help="how long traffic runs")
+    parser.add_argument("--talk", type=int, default=20, help="seconds an agent talks")
+    parser.add_argument("--streams", type=int, default=50, help="wallboard /events clients")
+    parser.add_argument("--contacts", type=int, default=2000, help="campaign contacts")
+    parser.add_argument("--faults", default="all", help=f"all, none or some of {','.join(FAULTS)}")
+    parser.add_argument("--short", action="store_true", help="short outages (as the tests)")
+    args = parser.parse_args()
+    faults: tuple[str, ...]
+    if args.faults == "all":
+        faults = FAULTS
+    elif args.faults == "none":
+        faults = ()
+    else:
+        faults = tuple(f.strip() for f in args.faults.split(",") if f.strip())
+        bad = sorted(set(faults) - set(FAULTS))
+        if bad:
+            parser.error(f"unknown fault(s) {', '.join(bad)}; known: {', '.join(FAULTS)}")
+
+    from callcenter.asterisk import run
+    from callcenter.asterisk.sample import settings as sample_settings
+
+    def binary() -> Path:
+        return run.find_binary(sample_settings())
+
+    why = missing(binary)
+    if why:
+        print(f"soak cannot run here: {why}")
+        return 2
+    plan = Plan(calls=args.calls, agents=args.agents, minutes=args.minutes, talk=args.talk,
+                faults=faults, streams=args.streams, contacts=args.contacts)  # fmt: skip
+    sipp = shutil.which("sipp")
+    assert sipp is not None
+    outcome = asyncio.run(soak_run(plan, binary(), sipp, short=args.short))
+    report(outcome)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.update(figures(outcome))
+    RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
+    failed = outcome.comparison.lost or outcome.comparison.duplicates
+    return 1 if failed or any(f.lost or f.duplicates or f.stranded for f in outcome.faults) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
