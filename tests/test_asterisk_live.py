@@ -408,7 +408,11 @@ async def test_a_call_into_the_trunk_context_reaches_fastagi_and_times_out(
                 while (line := await reader.readline()) not in (b"\n", b""):
                     key, _, value = line.decode().rstrip("\n").partition(": ")
                     env[key] = value
-                # As the IVR would: choose a queue, then return to the dialplan.
+                # As the IVR does: say where the call goes (IVR_TARGET first: [inbound] sends
+                # a call without it to the fallback queue), choose a queue, then return.
+                writer.write(b"SET VARIABLE IVR_TARGET queue\n")
+                await writer.drain()
+                env["target_reply"] = (await reader.readline()).decode().strip()
                 writer.write(b"SET VARIABLE QUEUE quick\n")
                 await writer.drain()
                 env["reply"] = (await reader.readline()).decode().strip()
