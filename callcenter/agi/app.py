@@ -24,6 +24,8 @@ from callcenter.agi.ivr import Ivr, load_ivrs
 from callcenter.agi.options import AgiOptions, node_settings, sounds_dir
 from callcenter.agi.screenpop import ScreenPopPublisher
 from callcenter.agi.server import AgiServer
+from callcenter.ami import wanted
+from callcenter.ami.connection import AmiClient
 from callcenter.ami.link import AmiLink
 from callcenter.config import Settings
 from callcenter.db import engine as db
@@ -51,7 +53,8 @@ def build_services(settings: Settings, *, ivrs: Mapping[str, Ivr] | None = None)
     options = AgiOptions.from_settings(settings)
     node = node_settings(settings, options)
     engine = db.make_engine(settings.database)
-    ami = AmiLink(node)
+    # Its callbacks read four events of classes agent and call: no VarSet, UserEvent...
+    ami = AmiLink(node, AmiClient(node, events=wanted.IVR_EVENT_CLASSES))
     return Services(
         node=node.name,
         options=options,

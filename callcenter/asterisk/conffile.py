@@ -1,9 +1,11 @@
 """A small reader of Asterisk's configuration syntax, strict where Asterisk is lenient.
 
 Enough for what we render: ``[section]`` with ``(!)`` / ``(template,...)`` / ``(+)``,
-``key = value`` and ``key => value``, ``;`` comments (``\\;`` is a literal semicolon), ``;--``
-block comments ``--;``, and ``#include``. Any other line is an error with file and line, so a
-template that renders something Asterisk would have to guess about fails the tests.
+``key = value`` and ``key => value`` (a key may carry Asterisk's ``(...)`` criteria, as
+manager.conf's ``eventfilter(name(Hangup)) =``), ``;`` comments (``\\;`` is a literal
+semicolon), ``;--`` block comments ``--;``, and ``#include``. Any other line is an error
+with file and line, so a template that renders something Asterisk would have to guess about
+fails the tests.
 
 :func:`dialplan` follows extensions.conf's ``#include`` lines and returns every priority of every
 context, with ``same =>`` and ``n`` resolved as Asterisk resolves them.
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _SECTION_RE = re.compile(r"^\[([^\]\s]+)\](?:\(([^)]*)\))?$")
-_ENTRY_RE = re.compile(r"^([A-Za-z0-9_.+*#/-]+)\s*(=>|=)\s*(.*)$")
+_ENTRY_RE = re.compile(r"^([A-Za-z0-9_.+*#/-]+(?:\([A-Za-z0-9_(),.:-]*\))?)\s*(=>|=)\s*(.*)$")
 _PRIORITY_RE = re.compile(r"^(n|\d+)(?:\(([A-Za-z0-9_-]+)\))?$")
 _APP_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)(?:\((.*)\))?$", re.DOTALL)
 

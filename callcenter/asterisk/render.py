@@ -36,6 +36,7 @@ import jinja2
 
 import callcenter
 from callcenter import names
+from callcenter.ami import wanted
 from callcenter.config import ConfigError, Secret, Settings
 from callcenter.domain import QueueStrategy
 from callcenter.recordings import policy as recording_policy
@@ -550,6 +551,8 @@ def _ami(settings: Settings, options: RenderOptions) -> dict[str, Any]:
         "username": node.username,
         "secret": conf_value(node.secret),
         "permit": sorted({_permit(rule) for rule in options.ami_permit}),
+        # Only the events our services read (the list and who reads what: ami/wanted.py).
+        "eventfilter": wanted.manager_lines(),
     }
 
 

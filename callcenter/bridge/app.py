@@ -16,6 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from callcenter import core
+from callcenter.ami import wanted
 from callcenter.ami.connection import AmiClient
 from callcenter.asterisk.run import LOOPBACK_HOSTS, instance_dir
 from callcenter.bridge.node import NodeBridge, QueueLogFile
@@ -25,7 +26,6 @@ from callcenter.bridge.store import CallLogWriter
 from callcenter.config import NodeSettings, Settings
 from callcenter.db import engine as db
 from callcenter.db.models import Queue
-from callcenter.domain import Direction
 from callcenter.recordings import paths as recording_paths
 from callcenter.recordings.keeper import RecordingKeeper
 from callcenter.security.service import SecurityMonitor
@@ -33,12 +33,11 @@ from callcenter.security.service import SecurityMonitor
 log = logging.getLogger(__name__)
 
 
-#: What our dialplans (dialplans/*.conf.j2) tell the core, by context and channel variable:
-#: calls enter at [from-trunk] (inbound) or [outbound-campaign] (the dialer's Originate);
-#: [inbound-queue] passes Queue()'s explicit timeout in QUEUE_TIMEOUT; the IVR sets IVR_PATH.
-CALL_CONTEXTS = {"from-trunk": Direction.INBOUND, "outbound-campaign": Direction.OUTBOUND}
-TIMEOUT_VARIABLE = "QUEUE_TIMEOUT"
-IVR_PATH_VARIABLE = "IVR_PATH"
+#: What our dialplans tell the core, by context and channel variable: defined beside the AMI
+#: eventfilter (callcenter/ami/wanted.py), which asks Asterisk for the VarSets these name.
+CALL_CONTEXTS = wanted.CALL_CONTEXTS
+TIMEOUT_VARIABLE = wanted.TIMEOUT_VARIABLE
+IVR_PATH_VARIABLE = wanted.IVR_PATH_VARIABLE
 
 
 def spool_path(settings: Settings) -> Path:

@@ -46,7 +46,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from callcenter.ami import events as ev
-from callcenter.ami.connection import AmiError, Backoff
+from callcenter.ami import wanted
+from callcenter.ami.connection import AmiClient, AmiError, Backoff
 from callcenter.ami.link import AmiLink, AmiUnavailable
 from callcenter.ami.protocol import Message
 from callcenter.bridge.publisher import topic_part
@@ -123,7 +124,8 @@ class Dialer:
         self.engine = engine or make_engine(settings.database)
         self.clock = clock
         self.site_tz = zoneinfo.ZoneInfo(settings.site.timezone)
-        self.link = AmiLink(self.node)
+        # The tracker reads call and agent events and the dialplan's UserEvents only.
+        self.link = AmiLink(self.node, AmiClient(self.node, events=wanted.DIALER_EVENT_CLASSES))
         self.link.add_listener(self._on_message)
         self.link.on_connect(lambda _s: self._reconcile_soon())
         self.tracks: dict[str, tracker.Track] = {}

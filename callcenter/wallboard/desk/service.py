@@ -99,6 +99,9 @@ class Desk:
         self.subs: dict[str, set[DeskSub]] = {}
         #: agent -> the last pop and its history: what a page opened mid-call shows.
         self.current: dict[str, dict[str, Any]] = {}
+        #: agent -> their last pop, whose history nobody has asked for yet: an agent without
+        #: an open page costs no history query per call (it is read when a page opens).
+        self._unread: dict[str, Pop] = {}
         #: agent -> their latest snapshot (the bridge's agent payload).
         self.states: dict[str, dict[str, Any]] = {}
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCIES)
@@ -112,8 +115,13 @@ class Desk:
     # --- pages --------------------------------------------------------------------------
 
     def subscribe(self, agent: str) -> DeskSub:
+        """A page opened (in the event loop). The history of the agent's current pop, not read
+        while no page was open, is read now and follows the opening events."""
         sub = DeskSub(agent)
         self.subs.setdefault(agent, set()).add(sub)
+        pop = self._unread.pop(agent, None)
+        if pop is not None:
+            self._spawn(self._history(pop))
         return sub
 
     def unsubscribe(self, sub: DeskSub) -> None:
@@ -176,7 +184,11 @@ class Desk:
         self.current[pop.agent] = {"pop": view}
         self._push(pop.agent, "pop", view)
         self.latencies.append(self.clock() - pop.at)
-        self._spawn(self._history(pop))
+        if self.subs.get(pop.agent):
+            self._unread.pop(pop.agent, None)
+            self._spawn(self._history(pop))
+        else:  # nobody looks: read it if and when a page opens during this call
+            self._unread[pop.agent] = pop
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)

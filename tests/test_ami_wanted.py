@@ -1,0 +1,246 @@
+"""The AMI events we ask Asterisk for (callcenter/ami/wanted.py) against what the code reads.
+
+- every event the code dispatches on is in the list: the typed events, the core's, the
+  recordings' handler tables, the security failures, and every Asterisk event name written as
+  a string literal anywhere in ``callcenter/`` (a new ``message.event == "DialBegin"`` without
+  the filter fails here);
+- nothing in the list is invented: each name is Asterisk 22's (from its source);
+- the rendered manager.conf carries exactly the list, in the advanced syntax, for the one user;
+- the recorded traces replayed through the core and the dialer's tracker give the same result
+  with only the events the filter (and each link's ``Events`` classes) lets through.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from callcenter.ami import events as ev
+from callcenter.ami import wanted
+from callcenter.ami.protocol import Message
+from callcenter.asterisk import conffile, sample
+from callcenter.asterisk.render import render
+from callcenter.core import CoreConfig, apply, initial_state, tick
+from callcenter.core.state import HANDLERS as CORE_HANDLERS
+from callcenter.recordings import keeper, track
+from callcenter.security import events as security
+from tests import traces
+
+ROOT = Path(__file__).resolve().parents[1]
+ASTERISK_NAMES = frozenset(
+    line.strip()
+    for line in (ROOT / "tests" / "fixtures" / "asterisk-ami-event-names.txt")
+    .read_text()
+    .splitlines()
+    if line.strip() and not line.startswith("#")
+)
+#: Asterisk event names the code spells for another reason, or knows and leaves out on purpose:
+#: "Status" is a header (the dialer's DialerAMD, OriginateResponse...), the security events
+#: that are no failure only ever raised a counter.
+NOT_EVENTS_HERE = frozenset({"Status"}) | (security.NAMES - security.FAILURES)
+
+
+def ami_name(cls: type[ev.Event]) -> str:
+    """The AMI event name of a typed event class (ours from the dialplan are UserEvents)."""
+    return "UserEvent" if issubclass(cls, ev.UserEvent) else cls.__name__
+
+
+# --- the list against the code ---------------------------------------------------------------
+
+
+def test_every_typed_event_is_asked_for_and_nothing_else() -> None:
+    typed = set(ev.EVENT_TYPES)
+    assert typed <= wanted.NAMES, sorted(typed - wanted.NAMES)
+    # Besides the typed events only the security failures (typed by callcenter.security).
+    assert wanted.NAMES - typed == set(security.FAILURES)
+
+
+def test_every_handler_table_is_covered() -> None:
+    tables: dict[str, Iterable[type[ev.Event]]] = {
+        "core": CORE_HANDLERS,
+        "recordings.track": track.HANDLERS,
+        "recordings.keeper": keeper.EVENT_TYPES,
+    }
+    for table, types in tables.items():
+        missing = {ami_name(t) for t in types} - wanted.NAMES
+        assert not missing, f"{table} handles {sorted(missing)}, which manager.conf filters out"
+    assert set(wanted.EVENTS) >= security.FAILURES
+
+
+def _string_literals(tree: ast.AST) -> Iterable[tuple[int, str]]:
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            yield node.lineno, node.value
+
+
+def test_every_event_name_the_code_spells_is_asked_for() -> None:
+    """Raw-frame consumers (the IVR's callbacks, ``callcenter simulate``, the bridge's VarSet
+    shortcut) compare ``message.event`` with literals: each must reach them."""
+    unwanted = []
+    for path in sorted((ROOT / "callcenter").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for line, text in _string_literals(tree):
+            if text in ASTERISK_NAMES and text not in wanted.NAMES | NOT_EVENTS_HERE:
+                unwanted.append(f"{path.relative_to(ROOT)}:{line}: {text}")
+    assert not unwanted, "events the code reads but manager.conf filters out:\n" + "\n".join(
+        unwanted
+    )
+
+
+def test_the_scan_would_see_a_new_consumer() -> None:
+    code = 'def on(m):\n    """Newexten here is prose."""\n    return m.event == "DialBegin"\n'
+    found = [t for _, t in _string_literals(ast.parse(code)) if t in ASTERISK_NAMES]
+    assert found == ["DialBegin"]
+
+
+def test_no_name_is_invented() -> None:
+    assert wanted.NAMES <= ASTERISK_NAMES, sorted(wanted.NAMES - ASTERISK_NAMES)
+    assert not set(wanted.EVENTS) & set(wanted.NARROWED)
+    assert not set(wanted.REPLY_EVENTS) & (set(wanted.EVENTS) | set(wanted.NARROWED))
+
+
+def test_var_set_filter_is_what_the_core_reads() -> None:
+    """The VarSets kept are exactly those callcenter.core.calls.var_set_matters can act on
+    with the bridge's configuration (callcenter.bridge.app.load_core_config)."""
+    from callcenter.bridge import app
+
+    rules = dict(wanted.NARROWED["VarSet"])
+    assert set(rules["Variable"]) == {"QUEUESTATUS", app.TIMEOUT_VARIABLE, app.IVR_PATH_VARIABLE}
+    assert set(rules["Context"]) == set(app.CALL_CONTEXTS)
+
+
+def test_passes_follows_asterisks_include_rules() -> None:
+    assert wanted.passes({"Event": "Hangup", "Channel": "PJSIP/x"})
+    assert not wanted.passes({"Event": "Newexten", "Context": "from-trunk"})
+    assert wanted.passes({"Event": "VarSet", "Variable": "QUEUESTATUS", "Context": "x"})
+    assert wanted.passes({"Event": "VarSet", "Variable": "DID", "Context": "from-trunk"})
+    assert not wanted.passes({"Event": "VarSet", "Variable": "DID", "Context": "inbound"})
+    assert wanted.passes({"Event": "Newstate", "ChannelState": "6"})
+    assert not wanted.passes({"Event": "Newstate", "ChannelState": "4"})
+    assert not wanted.passes({"Response": "Success"})
+
+
+# --- manager.conf ----------------------------------------------------------------------------
+
+
+def test_manager_conf_carries_the_filter_for_its_one_user() -> None:
+    text = render(sample.settings(), [], [], [])["manager.conf"].decode()
+    user = conffile.parse(text, "manager.conf").named("callcenter")[0]
+    filters = [(e.key, e.value) for e in user.entries if e.key.startswith("eventfilter")]
+    assert filters == [(i.criteria(), i.value) for i in wanted.INCLUDES]
+    assert len(filters) == len(set(filters))
+    for key, value in filters:
+        # Advanced syntax only: a name hash first, no regular expression (a legacy filter
+        # would run a regex over every event's whole text).
+        assert key.startswith("eventfilter(action(include),name("), key
+        assert "method(regex)" not in key
+        assert ("method(exact)" in key) == bool(value)
+
+
+def test_link_classes_cover_what_each_link_reads() -> None:
+    """The IVR's callbacks and the dialer's tracker get the classes of every event they read
+    (Privilege headers of the recorded events)."""
+    privileges: dict[str, set[str]] = {}
+    for scenario in traces.scenarios():
+        for timed in traces.timed_frames(scenario):
+            frame = timed.frame
+            if isinstance(frame, Message) and frame.event and "Privilege" in frame.fields:
+                classes = set(frame.fields["Privilege"].split(",")) - {"all"}
+                privileges.setdefault(frame.event, set()).update(classes)
+    ivr = {"AgentConnect", "DialEnd", "Hangup", "OriginateResponse"}
+    dialer = {"OriginateResponse", "Newchannel", "Newstate", "DialEnd", "UserEvent"} | {
+        "QueueCallerJoin", "AgentConnect", "Hangup"
+    }  # fmt: skip
+    for names, mask in ((ivr, wanted.IVR_EVENT_CLASSES), (dialer, wanted.DIALER_EVENT_CLASSES)):
+        for name in names:
+            assert privileges[name] <= set(mask.split(",")), (name, privileges[name], mask)
+
+
+# --- replays: the filter loses nothing the core or the dialer uses ----------------------------
+
+
+def _delivered(
+    scenario: str, narrowed: wanted.Narrowed, mask: str = ""
+) -> tuple[list[ev.Event], list[ev.Event]]:
+    """(every event, the events Asterisk would have sent with the filter and ``mask``)."""
+    conns = set(traces.sequential_connections(scenario))
+    every: list[ev.Event] = []
+    kept: list[ev.Event] = []
+    classes = set(mask.split(",")) if mask else None
+    for timed in traces.timed_frames(scenario):
+        frame = timed.frame
+        if timed.conn not in conns or not isinstance(frame, Message) or frame.event is None:
+            continue
+        event = ev.parse_event(frame, timed.t, traces.NODE)
+        every.append(event)
+        f = frame.fields
+        reply = frame.event in wanted.REPLY_EVENTS  # written past the filter and the mask
+        if not (reply or wanted.passes(f, narrowed)):
+            continue
+        event_classes = set(f.get("Privilege", "").split(",")) - {"all"}
+        if classes is not None and not reply and not event_classes <= classes:
+            continue
+        kept.append(event)
+    return every, kept
+
+
+def _core_result(events: Iterable[ev.Event], config: CoreConfig) -> tuple[object, ...]:
+    state = initial_state(traces.NODE, config)
+    changes = []
+    last = 0.0
+    for event in events:
+        state, more = apply(state, event)
+        changes.extend(more)
+        last = event.time
+    state, more = tick(state, last + 3600)
+    changes.extend(more)
+    return tuple(changes)
+
+
+@pytest.mark.parametrize("scenario", traces.scenarios())
+def test_core_gets_the_same_from_the_filtered_stream(scenario: str) -> None:
+    if scenario.startswith("dialer-"):
+        # Recorded with our own dialplans: the bridge's configuration and filter. The
+        # dialer's Local channels become calls at their first VarSet in [outbound-campaign].
+        config = CoreConfig(
+            queues=traces.core_config().queues,
+            call_contexts=wanted.CALL_CONTEXTS,
+            timeout_variable=wanted.TIMEOUT_VARIABLE,
+            ivr_path_variable=wanted.IVR_PATH_VARIABLE,
+        )
+        narrowed = wanted.NARROWED
+    else:
+        # The older recordings' dialplan passed Queue()'s timeout in QTIMEOUT (the core's
+        # default) and set no IVR path.
+        config = traces.core_config()
+        narrowed = wanted.narrowed(config.call_contexts, ["QUEUESTATUS", config.timeout_variable])
+    every, kept = _delivered(scenario, narrowed)
+    assert _core_result(kept, config) == _core_result(every, config)
+
+
+@pytest.mark.parametrize("scenario", [s for s in traces.scenarios() if s.startswith("dialer-")])
+def test_dialer_gets_the_same_from_its_filtered_link(scenario: str) -> None:
+    from tests.test_dialer_replay import Fold, fresh, recording
+
+    rec = recording(scenario)
+    every, kept = _delivered(scenario, wanted.NARROWED, wanted.DIALER_EVENT_CLASSES)
+    whole = Fold({r["channel_id"]: fresh(r) for r in rec.attempts}).feed(every)
+    filtered = Fold({r["channel_id"]: fresh(r) for r in rec.attempts}).feed(kept)
+    assert filtered.ended == whole.ended
+    assert filtered.live == whole.live
+    assert filtered.facts == whole.facts
