@@ -76,6 +76,11 @@ class NodeSettings:
     port: int = 5038
     username: str = "callcenter"
     secret: Secret = Secret("")
+    # The IVR's and the dialer's own AMI users (same secret): each is sent only the events it
+    # reads (callcenter/ami/wanted.py); the private Asterisk's manager.conf has them. Empty
+    # (or ``username``): they log in as ``username`` and are sent what the bridge is sent.
+    ivr_username: str = "callcenter-ivr"
+    dialer_username: str = "callcenter-dialer"
     # Seconds between AMI Pings; a Ping unanswered within ping_timeout marks the link dead.
     ping_interval: float = 10.0
     ping_timeout: float = 5.0
@@ -84,6 +89,11 @@ class NodeSettings:
     # or a stop). Empty: for [nodes.local] on this machine, the private instance's
     # <[asterisk] directory>/log/queue_log (callcenter.bridge.app.queue_log_path); else none.
     queue_log_path: str = ""
+
+    def login_as(self, username: str) -> NodeSettings:
+        """This node reached as the AMI user ``username`` (``ivr_username``...); empty: as
+        ``username``, the bridge's."""
+        return dataclasses.replace(self, username=username) if username else self
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +160,7 @@ class WallboardSettings:
     waiting_alert: int = 5
     longest_wait_alert: float = 60.0
     abandon_rate_alert: float = 0.05
-    push_interval: float = 0.1  # least seconds between pushes to browsers
+    push_interval: float = 0.25  # least seconds between pushes to browsers
     kpi_interval: float = 1.0  # least seconds between queries of today's figures
     kpi_max_age: float = 30.0  # ...and at least this often
     session_hours: float = 12.0
@@ -771,6 +781,8 @@ port = 5038
 username = "callcenter"
 # Prefer CALLCENTER_NODES__LOCAL__SECRET in the environment to a secret in this file.
 secret = ""
+ivr_username = "callcenter-ivr"        # the IVR's own AMI user (same secret), sent only the
+dialer_username = "callcenter-dialer"  # events it reads; the dialer's; "": as username
 ping_interval = 10.0     # seconds between AMI Pings
 ping_timeout = 5.0       # a Ping unanswered for this long means the link is dead
 connect_timeout = 5.0
@@ -832,7 +844,7 @@ sl_target = 0.8
 waiting_alert = 5
 longest_wait_alert = 60.0
 abandon_rate_alert = 0.05
-push_interval = 0.1      # least seconds between pushes to browsers
+push_interval = 0.25     # least seconds between pushes to browsers
 kpi_interval = 1.0       # least seconds between queries of today's figures
 kpi_max_age = 30.0       # ...and at least this often
 session_hours = 12.0

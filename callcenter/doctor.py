@@ -108,8 +108,19 @@ async def _reply(reader: asyncio.StreamReader, parser: AmiParser, action_id: str
                 return frame
 
 
-async def check_node(node: NodeSettings) -> Check:
-    name = f"ami {node.name}"
+def node_logins(node: NodeSettings) -> list[tuple[str, NodeSettings]]:
+    """Each AMI user our services log in to ``node`` as: the bridge's, and the IVR's and the
+    dialer's where they have their own (``ivr_username``, ``dialer_username``)."""
+    logins = [("", node)]
+    for role, username in (("ivr", node.ivr_username), ("dialer", node.dialer_username)):
+        if username and username != node.username:
+            logins.append((role, node.login_as(username)))
+    return logins
+
+
+async def check_node(node: NodeSettings, role: str = "") -> Check:
+    """Log in as ``node.username`` (``role``: whose user it is, for the message)."""
+    name = f"ami {node.name}" + (f" ({role})" if role else "")
     where = f"{node.host}:{node.port}"
     try:
         async with asyncio.timeout(node.connect_timeout + 3):
@@ -140,8 +151,14 @@ async def check_node(node: NodeSettings) -> Check:
                     return Check(
                         name,
                         Status.FAIL,
-                        f"{where}: login refused ({reply.get('Message', '?')})",
-                        "check username/secret against manager.conf",
+                        f"{where}: login as {node.username} refused ({reply.get('Message', '?')})",
+                        (
+                            f"add the {role} user to manager.conf (`callcenter asterisk "
+                            f"render` writes it) or set [nodes.{node.name}] {role}_username "
+                            '= "" to share the bridge\'s'
+                        )
+                        if role
+                        else "check username/secret against manager.conf",
                     )
                 writer.write(encode_action({"Action": "Logoff", "ActionID": "doctor-2"}))
                 await writer.drain()
@@ -236,7 +253,7 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks: list[Awaitable[Check]] = [
         check_database(settings),
         check_broker(settings),
-        *(check_node(n) for n in settings.nodes),
+        *(check_node(login, role) for n in settings.nodes for role, login in node_logins(n)),
         check_agi_port(settings),
         check_asterisk_config(settings),
         check_spool(settings),

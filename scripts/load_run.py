@@ -15,7 +15,11 @@ Not part of ``make test`` (it takes minutes and needs Asterisk and SIPp). What i
    settings' own intervals. This script (SIPp control, MQTT clean-up, the checks) runs in the
    parent, so none of its work is counted as ours.
 3. Every agent phone is a SIPp UAS registered as its PJSIP endpoint, answering after 0.5 s and
-   hanging up after ``--talk`` seconds. Then ``--idle`` seconds with nothing to do (what our
+   hanging up after ``--talk`` seconds. Calls carry audio both ways as real ones do: every
+   phone streams G.711 RTP while its call is up (a caller from a second after its keys, an
+   agent from the answer), so Asterisk relays media as it would for people talking;
+   ``--silent`` leaves the phones mute (Asterisk then only signals and plays music on hold,
+   which understates its work per call). Then ``--idle`` seconds with nothing to do (what our
    services spend on timers, pings and polls while nothing changes). Then callers: one SIPp
    UAC keeping ``--callers`` calls up at once for ``--minutes`` (DTMF 1 into the IVR, then the
    queue; patience 60 s), until the call log has closed every call queue_log knows.
@@ -184,9 +188,11 @@ def snapshot(pid: int, ast: int) -> tuple[float, float, float, float]:
 
 def start_py_spy(binary: str, pid: int, out: str) -> subprocess.Popen[bytes]:
     """py-spy recording ``pid`` into ``out`` (raw collapsed stacks) until :func:`stop_py_spy`;
-    ``--nonblocking``: it never stops the process it samples."""
+    ``--nonblocking``: it never stops the process it samples; ``--gil``: only the thread
+    holding the GIL is sampled, so the stacks share out CPU time, not time spent waiting on
+    the database or the network."""
     return subprocess.Popen(
-        [binary, "record", "--pid", str(pid), "--nonblocking", "--rate", "200",
+        [binary, "record", "--pid", str(pid), "--nonblocking", "--gil", "--rate", "200",
          "--format", "raw", "-o", out],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -225,7 +231,8 @@ async def load(args: argparse.Namespace, pbx: Pbx, engine: Engine, tmp: Path) ->
         for name, ext in pbx.agents:
             for attempt in range(3):
                 try:
-                    await phones.phone(name, ext, "answer", ring_ms=500, talk_ms=args.talk * 1000)
+                    await phones.phone(name, ext, "answer", ring_ms=500, talk_ms=args.talk * 1000,
+                                       audio=not args.silent)  # fmt: skip
                     break
                 except AssertionError:  # SIPp lost a race for a free port (rc 254): again
                     if attempt == 2:
@@ -250,7 +257,9 @@ async def load(args: argparse.Namespace, pbx: Pbx, engine: Engine, tmp: Path) ->
             spy = start_py_spy(args.py_spy_bin, pid, args.py_spy)
         mark = snapshot(pid, ast)
         began = time.monotonic()
-        callers = phones.callers(total, patience_ms=60000, rate=rate, limit=args.callers)
+        callers = phones.callers(
+            total, patience_ms=60000, rate=rate, limit=args.callers, audio=not args.silent
+        )
         await wait_exit(callers, timeout=args.minutes * 60 * 3 + 120)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -328,6 +337,9 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--idle", type=float, default=20.0, help="idle seconds measured")
     parser.add_argument("--py-spy", default="", help="record our process into this file")
+    parser.add_argument(
+        "--silent", action="store_true", help="phones send no audio (signalling and MOH only)"
+    )
     parser.add_argument("--no-results", action="store_true", help="do not write results.json")
     args = parser.parse_args()
     args.services = SERVICES if args.services == "all" else tuple(args.services.split(","))

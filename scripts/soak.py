@@ -11,8 +11,12 @@ processes of their own; SIPp callers keeping ``--calls`` calls up through IVR ->
 followed by the comparison (Asterisk's queue_log and CDR against our call log and attempts)
 and the seconds until the wallboard agrees with Asterisk's QueueStatus again.
 
+Once everything has stopped, every log of the run is searched for every secret of it
+(passwords, tokens, AMI and SIP secrets, signing keys; docs/soak.md): the report names the
+file, line and secret, never the value.
+
 Writes soak.* and faults.<name>.* into bench/results.json, keeping the other keys. Exit status
-1 when a record is lost or doubled, 2 when it cannot run here.
+1 when a record is lost or doubled or a secret is in a log, 2 when it cannot run here.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ def figures(outcome: object) -> dict[str, float]:
         "soak.duplicates": float(c.duplicates),
         "soak.cpu_ratio": round(ours / outcome.asterisk_cpu, 3) if outcome.asterisk_cpu else -1.0,
         "soak.minutes": round(outcome.seconds / 60, 2),
+        "soak.secrets_in_logs": float(len(outcome.leaks)),
+        "soak.logs_scanned": float(outcome.logs_scanned),
     }
     for name, (start, end) in outcome.rss.items():
         out[f"soak.rss_growth_mb.{name}"] = round(end - start, 1)
@@ -83,6 +89,31 @@ def report(outcome: object) -> None:
         print(f"\ncallers who heard 'try later' instead of a queue: {len(outcome.try_later)}")
     streams = outcome.streams_bytes
     print(f"\nwallboard streams: {len(streams)} held, {sum(1 for b in streams if b)} got data")
+    report_scan(outcome)
+
+
+def report_scan(outcome: object) -> None:
+    """The scan for secrets: what it read and looked for, and each leak by file, line and
+    the secret's name (its value is never printed)."""
+    from tests.e2e.soak_run import EXERCISED, Outcome
+
+    assert isinstance(outcome, Outcome)
+    print(f"\nsecrets in logs: {len(outcome.leaks)} in {outcome.logs_scanned} log files "
+          f"({', '.join(outcome.logs)})")  # fmt: skip
+    print(f"  looked for: {', '.join(outcome.secrets_checked)}")
+    if outcome.secrets_skipped:
+        print(f"  not looked for (shorter than 8 characters, would match by chance): "
+              f"{', '.join(outcome.secrets_skipped)}")  # fmt: skip
+    odd = {k: v for k, v in outcome.exercised.items() if EXERCISED.get(k) != v}
+    if odd:
+        print(
+            "  exercised with an unexpected answer: "
+            + "; ".join(f"{k}: {v} (expected {EXERCISED.get(k)})" for k, v in odd.items())
+        )
+    for leak in outcome.leaks[:50]:
+        print(f"  LEAK {leak.file}:{leak.line}: {leak.secret} ({leak.form})")
+    if len(outcome.leaks) > 50:
+        print(f"  ... and {len(outcome.leaks) - 50} more")
 
 
 def main() -> int:
@@ -97,6 +128,16 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=2000, help="campaign contacts")
     parser.add_argument("--faults", default="all", help=f"all, none or some of {','.join(FAULTS)}")
     parser.add_argument("--short", action="store_true", help="short outages (as the tests)")
+    parser.add_argument(
+        "--silent", action="store_true", help="phones send no audio (signalling and MOH only)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info"],
+        help="the services' --log-level: info as in production, so that CPU is what it "
+        "costs there (tests/e2e/test_faults.py scans the debug lines for secrets)",
+    )
     args = parser.parse_args()
     faults: tuple[str, ...]
     if args.faults == "all":
@@ -120,7 +161,8 @@ def main() -> int:
         print(f"soak cannot run here: {why}")
         return 2
     plan = Plan(calls=args.calls, agents=args.agents, minutes=args.minutes, talk=args.talk,
-                faults=faults, streams=args.streams, contacts=args.contacts)  # fmt: skip
+                faults=faults, streams=args.streams, contacts=args.contacts,
+                log_level=args.log_level, audio=not args.silent)  # fmt: skip
     sipp = shutil.which("sipp")
     assert sipp is not None
     outcome = asyncio.run(soak_run(plan, binary(), sipp, short=args.short))
@@ -128,7 +170,7 @@ def main() -> int:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.update(figures(outcome))
     RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
-    failed = outcome.comparison.lost or outcome.comparison.duplicates
+    failed = outcome.comparison.lost or outcome.comparison.duplicates or outcome.leaks
     return 1 if failed or any(f.lost or f.duplicates or f.stranded for f in outcome.faults) else 0
 
 

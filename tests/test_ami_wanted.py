@@ -22,7 +22,7 @@ from callcenter.ami import events as ev
 from callcenter.ami import wanted
 from callcenter.ami.protocol import Message
 from callcenter.asterisk import conffile, sample
-from callcenter.asterisk.render import render
+from callcenter.asterisk.render import RenderError, render
 from callcenter.core import CoreConfig, apply, initial_state, tick
 from callcenter.core.state import HANDLERS as CORE_HANDLERS
 from callcenter.recordings import keeper, track
@@ -152,6 +152,41 @@ def test_manager_conf_carries_the_filter_for_its_one_user() -> None:
         assert ("method(exact)" in key) == bool(value)
 
 
+def test_manager_conf_gives_the_ivr_and_the_dialer_users_of_their_own() -> None:
+    text = render(sample.settings(), [], [], [])["manager.conf"].decode()
+    conf = conffile.parse(text, "manager.conf")
+    for name, reader in (("callcenter", wanted.BRIDGE), ("callcenter-ivr", wanted.IVR),
+                         ("callcenter-dialer", wanted.DIALER)):  # fmt: skip
+        (user,) = conf.named(name)
+        values = {e.key: e.value for e in user.entries}
+        assert values["read"] == reader.read
+        assert values["write"] == reader.write
+        assert values["secret"] == sample.SAMPLE_AMI_SECRET
+        filters = [(e.key, e.value) for e in user.entries if e.key.startswith("eventfilter")]
+        assert filters == [(i.criteria(), i.value) for i in reader.includes()]
+    # Empty, or the bridge's name: the IVR and the dialer share the bridge's user.
+    for ivr, dialer in (("", ""), ("callcenter", "")):
+        env = {"CALLCENTER_NODES__LOCAL__IVR_USERNAME": ivr,
+               "CALLCENTER_NODES__LOCAL__DIALER_USERNAME": dialer}  # fmt: skip
+        settings = sample.settings(env)
+        shared = render(settings, [], [], [])["manager.conf"].decode()
+        names = [s.name for s in conffile.parse(shared, "manager.conf").sections]
+        assert names == ["general", "callcenter"]
+        node = settings.node("local")
+        assert node.login_as(node.ivr_username).username == "callcenter"
+        assert node.login_as(node.dialer_username).username == "callcenter"
+
+
+def test_the_readers_names_must_differ() -> None:
+    env = {"CALLCENTER_NODES__LOCAL__IVR_USERNAME": "x",
+           "CALLCENTER_NODES__LOCAL__DIALER_USERNAME": "x"}  # fmt: skip
+    with pytest.raises(RenderError, match="dialer_username 'x' is the IVR's too"):
+        render(sample.settings(env), [], [], [])
+    env = {"CALLCENTER_NODES__LOCAL__DIALER_USERNAME": "bad name"}
+    with pytest.raises(RenderError, match="dialer_username 'bad name' is not a plain name"):
+        render(sample.settings(env), [], [], [])
+
+
 def test_link_classes_cover_what_each_link_reads() -> None:
     """The IVR's callbacks and the dialer's tracker get the classes of every event they read
     (Privilege headers of the recorded events)."""
@@ -175,9 +210,13 @@ def test_link_classes_cover_what_each_link_reads() -> None:
 
 
 def _delivered(
-    scenario: str, narrowed: wanted.Narrowed, mask: str = ""
+    scenario: str,
+    narrowed: wanted.Narrowed,
+    mask: str = "",
+    reader: wanted.Reader | None = None,
 ) -> tuple[list[ev.Event], list[ev.Event]]:
-    """(every event, the events Asterisk would have sent with the filter and ``mask``)."""
+    """(every event, the events Asterisk would have sent with the filter and ``mask``; with
+    ``reader``, that reader's filter instead)."""
     conns = set(traces.sequential_connections(scenario))
     every: list[ev.Event] = []
     kept: list[ev.Event] = []
@@ -190,7 +229,8 @@ def _delivered(
         every.append(event)
         f = frame.fields
         reply = frame.event in wanted.REPLY_EVENTS  # written past the filter and the mask
-        if not (reply or wanted.passes(f, narrowed)):
+        sent = reader.passes(f) if reader is not None else wanted.passes(f, narrowed)
+        if not (reply or sent):
             continue
         event_classes = set(f.get("Privilege", "").split(",")) - {"all"}
         if classes is not None and not reply and not event_classes <= classes:
@@ -238,9 +278,60 @@ def test_dialer_gets_the_same_from_its_filtered_link(scenario: str) -> None:
     from tests.test_dialer_replay import Fold, fresh, recording
 
     rec = recording(scenario)
-    every, kept = _delivered(scenario, wanted.NARROWED, wanted.DIALER_EVENT_CLASSES)
-    whole = Fold({r["channel_id"]: fresh(r) for r in rec.attempts}).feed(every)
-    filtered = Fold({r["channel_id"]: fresh(r) for r in rec.attempts}).feed(kept)
-    assert filtered.ended == whole.ended
-    assert filtered.live == whole.live
-    assert filtered.facts == whole.facts
+    for reader in (wanted.BRIDGE, wanted.DIALER):  # sharing the bridge's user, or its own
+        every, kept = _delivered(scenario, {}, wanted.DIALER_EVENT_CLASSES, reader)
+        assert len(kept) < len(every)
+        whole = Fold({r["channel_id"]: fresh(r) for r in rec.attempts}).feed(every)
+        filtered = Fold({r["channel_id"]: fresh(r) for r in rec.attempts}).feed(kept)
+        assert filtered.ended == whole.ended
+        assert filtered.live == whole.live
+        assert filtered.facts == whole.facts
+
+
+def test_the_dialers_own_user_is_sent_less() -> None:
+    """Why the dialer has a user of its own: the bridge's filter sends it every Queue* and
+    Agent* event, and every call's, not only those of the calls it dials."""
+    shared = own = 0
+    for scenario in traces.scenarios():
+        shared += len(_delivered(scenario, {}, wanted.DIALER_EVENT_CLASSES, wanted.BRIDGE)[1])
+        own += len(_delivered(scenario, {}, wanted.DIALER_EVENT_CLASSES, wanted.DIALER)[1])
+    assert own < 0.8 * shared, (own, shared)
+
+
+def test_each_reader_reads_a_part_of_the_bridges_list() -> None:
+    """The IVR's and the dialer's users are sent nothing the bridge's list lacks: the one
+    list stays the one place an event name is added, and the test of the code's literals
+    covers them."""
+    for reader in (wanted.IVR, wanted.DIALER):
+        assert set(reader.events) <= set(wanted.EVENTS)
+        for name, rules in reader.narrow.items():
+            assert name in wanted.NAMES
+            for header, values in rules:
+                assert values, (name, header)
+        assert set(reader.read.split(",")) <= set(wanted.BRIDGE.read.split(","))
+        assert set(reader.write.split(",")) <= set(wanted.BRIDGE.write.split(","))
+
+
+def test_the_ivrs_callbacks_read_what_its_user_is_sent() -> None:
+    """The IVR's callbacks keep exactly these events (callcenter/agi/callback.py
+    ``_on_event``); its user is sent those and nothing else."""
+    import inspect
+
+    from callcenter.agi.callback import CallbackService
+
+    source = inspect.getsource(CallbackService._on_event)
+    for name in wanted.IVR.events:
+        assert f'"{name}"' in source, name
+    assert not wanted.IVR.narrow
+    assert wanted.IVR.passes({"Event": "Hangup"})
+    assert not wanted.IVR.passes({"Event": "QueueMemberStatus"})
+    assert not wanted.IVR.passes({"Event": "VarSet", "Variable": "QUEUESTATUS"})
+
+
+def test_the_dialers_user_events_are_only_its_own() -> None:
+    assert wanted.DIALER.passes({"Event": "UserEvent", "UserEvent": "DialerAMD"})
+    assert wanted.DIALER.passes({"Event": "UserEvent", "UserEvent": "DialerMessage"})
+    assert not wanted.DIALER.passes({"Event": "UserEvent", "UserEvent": "CallRecording"})
+    assert wanted.DIALER.passes({"Event": "Newstate", "ChannelState": "5"})
+    assert not wanted.DIALER.passes({"Event": "Newstate", "ChannelState": "4"})
+    assert not wanted.DIALER.passes({"Event": "AgentCalled"})

@@ -116,7 +116,7 @@ def test_no_render_input_leaks_a_timestamp_or_the_cwd(out: dict[str, bytes]) -> 
 # --- manager.conf ---------------------------------------------------------------------------
 
 
-def test_manager_binds_loopback_with_one_least_privilege_user(out: dict[str, bytes]) -> None:
+def test_manager_binds_loopback_with_least_privilege_users(out: dict[str, bytes]) -> None:
     d = doc(out, "manager.conf")
     general = d.named("general")[0]
     assert general.one("enabled") == "yes"
@@ -124,14 +124,18 @@ def test_manager_binds_loopback_with_one_least_privilege_user(out: dict[str, byt
     assert general.one("port") == "5038"
     assert general.one("timestampevents") == "yes"
     users = [s for s in d.sections if s.name != "general"]
-    assert [u.name for u in users] == ["callcenter"]
+    # The bridge's, then the IVR's and the dialer's own (ami/wanted.py).
+    assert [u.name for u in users] == ["callcenter", "callcenter-ivr", "callcenter-dialer"]
+    for user in users:
+        assert user.one("secret") == sample.SAMPLE_AMI_SECRET
+        assert user.get("deny") == ["0.0.0.0/0.0.0.0"]
+        assert user.get("permit") == ["127.0.0.1/255.255.255.255"]
+        # deny must come first: Asterisk applies the rules in order, the last match wins.
+        keys = [e.key for e in user.entries if e.key in ("deny", "permit")]
+        assert keys == ["deny", "permit"]
+        write = set(user.one("write").split(","))
+        assert not write & {"system", "config", "command", "all"}
     user = users[0]
-    assert user.one("secret") == sample.SAMPLE_AMI_SECRET
-    assert user.get("deny") == ["0.0.0.0/0.0.0.0"]
-    assert user.get("permit") == ["127.0.0.1/255.255.255.255"]
-    # deny must come first: Asterisk applies the rules in order, the last match wins.
-    keys = [e.key for e in user.entries if e.key in ("deny", "permit")]
-    assert keys == ["deny", "permit"]
     assert set(user.one("read").split(",")) == {
         "agent", "call", "dialplan", "security", "system", "user"
     }  # fmt: skip

@@ -255,3 +255,29 @@ def test_preview_connects_when_the_customer_answers() -> None:
     track, _ = run([chan("Newchannel", 0.0), originate(30.0, "Failure", 3),
                     chan("Hangup", 30.0, Cause="19")], preview=True)  # fmt: skip
     assert (track.outcome, track.reason) == ("failed", "the agent's phone did not answer")
+
+
+def test_may_route_never_drops_an_event_route_would_take() -> None:
+    """The dialer skips typing an event when :func:`tracker.may_route` says no: over every
+    recorded dialer trace, with every attempt's channel (and its originate's ActionID) known,
+    each event ``route`` finds an attempt for passes the raw test; most others do not."""
+    from tests import traces
+    from tests.test_dialer_replay import fresh, recording
+
+    taken = skipped = 0
+    for scenario in [s for s in traces.scenarios() if s.startswith("dialer-")]:
+        rec = recording(scenario)
+        tracks = {row["channel_id"]: fresh(row) for row in rec.attempts}
+        for timed in traces.timed_frames(scenario):
+            frame = timed.frame
+            if not isinstance(frame, Message) or frame.event is None:
+                continue
+            event = ev.parse_event(frame, timed.t, traces.NODE)
+            if tracker.route(event, tracks) is not None:
+                assert tracker.may_route(frame.fields, tracks), (scenario, frame.text)
+                taken += 1
+            elif not tracker.may_route(frame.fields, tracks):
+                skipped += 1
+    assert taken > 0
+    assert skipped > taken
+    assert not tracker.may_route({"Uniqueid": "x"}, {})

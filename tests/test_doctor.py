@@ -56,7 +56,7 @@ async def test_node_login_ok_refused_and_down(ami_listener: int) -> None:
     assert "logged in as callcenter" in ok.detail
     refused = await doctor.check_node(dataclasses.replace(node, secret=Secret("wrong")))
     assert refused.status is Status.FAIL
-    assert "login refused" in refused.detail
+    assert "login as callcenter refused" in refused.detail
     injected = await doctor.check_node(
         dataclasses.replace(node, secret=Secret("right\r\nAction: Logoff"))
     )
@@ -65,6 +65,23 @@ async def test_node_login_ok_refused_and_down(ami_listener: int) -> None:
     down = await doctor.check_node(dataclasses.replace(node, port=9))
     assert down.status is Status.FAIL
     assert down.fix
+
+
+def test_the_ivr_and_the_dialer_are_checked_as_their_own_users() -> None:
+    node = NodeSettings(name="pbx1")
+    roles = [(role, login.username) for role, login in doctor.node_logins(node)]
+    assert roles == [("", "callcenter"), ("ivr", "callcenter-ivr"),
+                     ("dialer", "callcenter-dialer")]  # fmt: skip
+    shared = dataclasses.replace(node, ivr_username="", dialer_username="callcenter")
+    assert [role for role, _ in doctor.node_logins(shared)] == [""]
+
+
+async def test_a_missing_role_user_says_how_to_fix_it(ami_listener: int) -> None:
+    node = NodeSettings(name="pbx1", port=ami_listener, secret=Secret("wrong"))
+    refused = await doctor.check_node(node.login_as(node.ivr_username), "ivr")
+    assert refused.name == "ami pbx1 (ivr)"
+    assert "login as callcenter-ivr refused" in refused.detail
+    assert "ivr_username" in refused.fix
 
 
 async def test_database_checks(settings: config.Settings) -> None:
@@ -105,6 +122,8 @@ async def test_run_checks_covers_every_part(settings: config.Settings) -> None:
         "database",
         "broker",
         "ami local",
+        "ami local (ivr)",
+        "ami local (dialer)",
         "fastagi",
         "asterisk config",
         "call-log spool",

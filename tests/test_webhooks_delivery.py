@@ -326,6 +326,29 @@ async def test_old_events_are_given_up(
     assert statuses(clean_db) == {}
 
 
+async def test_a_row_past_its_age_is_not_posted_between_two_sweeps(
+    settings: config.Settings, clean_db: Engine, receiver: Receiver
+) -> None:
+    """Rows past ``max_age_hours`` are marked dead once a minute (SWEEP_SECONDS), not at
+    every poll; until then they are not posted either."""
+    clock = Clock()
+    receiver.clock = clock
+    add_hook(clean_db, receiver)
+    worker = DeliveryWorker(settings_for(settings, max_age_hours=1), engine=clean_db,
+                            clock=clock)  # fmt: skip
+    async with worker.session() as http:
+        await turn(worker, http)  # sweeps (nothing to give up yet)
+        enqueue(clean_db, 2, clock() - 3600 - 5)  # already too old
+        clock.advance(1)
+        await turn(worker, http)  # no sweep within the minute: claims nothing
+        assert receiver.got == []
+        assert statuses(clean_db) == {"pending": 2}
+        clock.advance(60)
+        await turn(worker, http)
+    assert receiver.got == []
+    assert statuses(clean_db) == {"dead": 2}
+
+
 async def test_the_service_delivers_across_a_restart(
     settings: config.Settings, clean_db: Engine, receiver: Receiver
 ) -> None:

@@ -53,8 +53,10 @@ def build_services(settings: Settings, *, ivrs: Mapping[str, Ivr] | None = None)
     options = AgiOptions.from_settings(settings)
     node = node_settings(settings, options)
     engine = db.make_engine(settings.database)
-    # Its callbacks read four events of classes agent and call: no VarSet, UserEvent...
-    ami = AmiLink(node, AmiClient(node, events=wanted.IVR_EVENT_CLASSES))
+    # Its callbacks read four events (classes agent and call): its own AMI user, where there
+    # is one, is sent only those (ami/wanted.py IVR); the bridge's is sent every Queue*...
+    login = node.login_as(node.ivr_username)
+    ami = AmiLink(login, AmiClient(login, events=wanted.IVR_EVENT_CLASSES))
     return Services(
         node=node.name,
         options=options,

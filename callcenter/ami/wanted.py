@@ -14,8 +14,12 @@ Rules of Asterisk 22 this relies on (``main/manager.c``, ``should_send_event``,
 
 - With include filters only, an event is sent when ANY include matches; no filter at all
   sends everything. The filters belong to the manager.conf user and are copied into every
-  session of it at login: the bridge, the IVR's link, the dialer and ``callcenter simulate``
-  all log in as ``[nodes.*] username``, so the list is what all of them read.
+  session of it at login. The bridge and ``callcenter simulate`` log in as ``[nodes.*]
+  username``, whose filter is :data:`INCLUDES` (everything any of us reads); the IVR and the
+  dialer log in as ``ivr_username`` and ``dialer_username`` where those are set, users of
+  their own with only the events they read (:data:`IVR`, :data:`DIALER`): without them,
+  every Queue*, Agent*, Newchannel... of every call was read three times over, and that
+  reading was most of our CPU under load.
 - ``header(<name>)`` compares the value of every line starting with ``<name>:`` (blanks
   skipped, CR stripped) with ``method(exact)``; one value per filter, hence one
   :class:`Include` per value.
@@ -189,6 +193,71 @@ IVR_EVENT_CLASSES = "agent,call"
 #: ``Events:`` of the dialer's AMI link: its tracker reads class call and agent events and the
 #: dialplan's UserEvents (class user).
 DIALER_EVENT_CLASSES = "agent,call,user"
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """What one AMI user of ours is sent: ``events`` whole, ``narrow`` by a header's value.
+    ``read``: the classes of its manager.conf ``read =`` (and of ``Events:`` at login);
+    ``write``: the action classes it needs."""
+
+    events: tuple[str, ...]
+    narrow: Narrowed
+    read: str
+    write: str
+
+    def includes(self) -> tuple[Include, ...]:
+        return (
+            *(Include(name) for name in self.events),
+            *(
+                Include(name, header, value)
+                for name, rules in self.narrow.items()
+                for header, values in rules
+                for value in values
+            ),
+        )
+
+    def manager_lines(self) -> list[str]:
+        """The ``eventfilter`` lines of this user's section of manager.conf."""
+        return [include.line() for include in self.includes()]
+
+    def passes(self, fields: Mapping[str, str]) -> bool:
+        """Whether Asterisk sends this user an event with these headers."""
+        name = fields.get("Event")
+        if name is None:
+            return False
+        if name in self.events:
+            return True
+        rules = self.narrow.get(name)
+        return rules is not None and any(
+            fields.get(header, "").strip() in values for header, values in rules
+        )
+
+
+#: The bridge (and ``callcenter simulate``): every event any of our services reads.
+BRIDGE = Reader(
+    EVENTS, NARROWED, read="agent,call,dialplan,security,system,user",
+    write="agent,call,originate,reporting",
+)  # fmt: skip
+#: The IVR's own user: its callbacks follow the placeholder call they originate (AgentConnect,
+#: DialEnd, Hangup, OriginateResponse). Actions: Originate and Hangup of callbacks,
+#: CoreShowChannels after a reconnect, QueueAdd/Remove/Pause/Status of the agents' feature
+#: codes (callcenter/agi/features.py).
+IVR = Reader(
+    ("AgentConnect", "DialEnd", "Hangup", "OriginateResponse"), {},
+    read=IVR_EVENT_CLASSES, write="agent,call,originate,reporting",
+)  # fmt: skip
+#: The dialer's own user: what its tracker (callcenter/campaigns/tracker.py) folds in, the
+#: dialplan's UserEvents only when they are the dialer's. Actions: Originate, and
+#: CoreShowChannels after a reconnect.
+DIALER = Reader(
+    ("OriginateResponse", "Newchannel", "DialEnd", "QueueCallerJoin", "AgentConnect", "Hangup"),
+    {
+        "Newstate": NARROWED["Newstate"],
+        "UserEvent": (("UserEvent", ("DialerAMD", "DialerMessage")),),
+    },
+    read=DIALER_EVENT_CLASSES, write="originate,reporting",
+)  # fmt: skip
 
 
 def passes(fields: Mapping[str, str], narrow: Narrowed = NARROWED) -> bool:

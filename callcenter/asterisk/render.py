@@ -543,16 +543,31 @@ def _ami(settings: Settings, options: RenderOptions) -> dict[str, Any]:
             "[nodes.local] secret is empty: run `callcenter config init` (or set "
             "CALLCENTER_NODES__LOCAL__SECRET) so the AMI user has a password"
         )
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", node.username):
-        raise RenderError(f"[nodes.local] username {node.username!r} is not a plain name")
+    # One user per reader, each sent only the events it reads (ami/wanted.py says who reads
+    # what); the IVR and the dialer share the bridge's user where they have none of their own.
+    readers = [("username", node.username, wanted.BRIDGE),
+               ("ivr_username", node.ivr_username, wanted.IVR),
+               ("dialer_username", node.dialer_username, wanted.DIALER)]  # fmt: skip
+    users: list[dict[str, Any]] = []
+    for key, name, reader in readers:
+        if not name or (users and name == node.username):
+            continue  # logs in as the bridge's user (NodeSettings.login_as)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise RenderError(f"[nodes.local] {key} {name!r} is not a plain name")
+        if any(u["name"] == name for u in users):
+            raise RenderError(
+                f"[nodes.local] {key} {name!r} is the IVR's too: the IVR and the dialer each "
+                "have their own AMI user, or share the bridge's (empty)"
+            )
+        users.append({"name": name, "read": reader.read, "write": reader.write,
+                      "eventfilter": reader.manager_lines()})  # fmt: skip
     return {
         "bind": options.bind_address,
         "port": node.port,
         "username": node.username,
         "secret": conf_value(node.secret),
         "permit": sorted({_permit(rule) for rule in options.ami_permit}),
-        # Only the events our services read (the list and who reads what: ami/wanted.py).
-        "eventfilter": wanted.manager_lines(),
+        "users": users,
     }
 
 

@@ -124,8 +124,10 @@ class Dialer:
         self.engine = engine or make_engine(settings.database)
         self.clock = clock
         self.site_tz = zoneinfo.ZoneInfo(settings.site.timezone)
-        # The tracker reads call and agent events and the dialplan's UserEvents only.
-        self.link = AmiLink(self.node, AmiClient(self.node, events=wanted.DIALER_EVENT_CLASSES))
+        # The tracker reads call and agent events and the dialplan's UserEvents only; the
+        # dialer's own AMI user, where there is one, is sent only those (ami/wanted.py DIALER).
+        login = self.node.login_as(self.node.dialer_username)
+        self.link = AmiLink(login, AmiClient(login, events=wanted.DIALER_EVENT_CLASSES))
         self.link.add_listener(self._on_message)
         self.link.on_connect(lambda _s: self._reconcile_soon())
         self.tracks: dict[str, tracker.Track] = {}
@@ -151,6 +153,8 @@ class Dialer:
     # --- AMI events: the pure tracker, then the writer ---------------------------------------
 
     def _on_message(self, message: Message) -> None:
+        if not tracker.may_route(message.fields, self.tracks):
+            return  # another call's event: not worth typing
         event = ev.parse_event(message, self.clock(), self.node.name)
         self.on_event(event)
 

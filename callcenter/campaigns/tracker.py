@@ -114,6 +114,24 @@ class AttemptEnded:
 Change = AttemptUpdate | AttemptEnded
 
 
+#: The raw headers :func:`route` takes its keys from (``ActionID`` of an OriginateResponse).
+_ROUTE_HEADERS = ("Uniqueid", "DestUniqueid", "ActionID")
+
+
+def may_route(fields: Mapping[str, str], tracks: Mapping[str, Track]) -> bool:
+    """Whether :func:`route` could find an attempt for an event with these raw headers: a
+    cheap test on the text, so that the events of other calls (most of what the dialer's AMI
+    user is sent: every call's Hangup and Newchannel) are not typed at all. Never False where
+    :func:`route` would give a key."""
+    if not tracks:
+        return False
+    for header in _ROUTE_HEADERS:
+        key = fields.get(header)
+        if key and (key in tracks or (key.endswith("-2") and key[:-2] in tracks)):
+            return True
+    return False
+
+
 def route(event: ev.Event, tracks: Mapping[str, Track]) -> str | None:
     """The channel id of the attempt ``event`` is about, or None."""
     if isinstance(event, ev.OriginateResponse):

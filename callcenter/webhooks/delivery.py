@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds a claim outlasts the posts it covers (the results still have to be written).
 LEASE_MARGIN = 30.0
+#: Seconds between two looks for rows past their maximum age (given up: "dead").
+SWEEP_SECONDS = 60.0
 #: Characters of a receiver's answer kept in the delivery log.
 RESPONSE_KEPT = 300
 #: How often delivered and dead rows older than ``keep_days`` are deleted.
@@ -138,6 +140,7 @@ class DeliveryWorker:
         self.tries = 0
         self.delivered = 0
         self._pruned_at = -float("inf")
+        self._swept_at = -float("inf")
         self._scanned_at = -float("inf")
         #: call.ended: the ``updated_at`` of the last ended call enqueued (None: not known yet).
         self._calls_mark: dt.datetime | None = None
@@ -239,24 +242,34 @@ class DeliveryWorker:
         webhooks not in ``skip``."""
         o = self.options
         at = _at(now)
+        # Giving up is a matter of hours (max_age_hours): look for such rows once a minute,
+        # not at every poll (an UPDATE a second is most of an idle worker's CPU).
+        sweep = now - self._swept_at >= SWEEP_SECONDS
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            session.execute(
-                sa.update(WebhookOutbox)
-                .where(
-                    WebhookOutbox.status == "pending",
-                    WebhookOutbox.next_attempt_at <= at,
-                    WebhookOutbox.created_at <= at - dt.timedelta(hours=o.max_age_hours),
+            if sweep:
+                self._swept_at = now
+                session.execute(
+                    sa.update(WebhookOutbox)
+                    .where(
+                        WebhookOutbox.status == "pending",
+                        WebhookOutbox.next_attempt_at <= at,
+                        WebhookOutbox.created_at <= at - dt.timedelta(hours=o.max_age_hours),
+                    )
+                    .values(
+                        status="dead",
+                        last_error=sa.func.left("gave up: " + WebhookOutbox.last_error, 300),
+                    )
                 )
-                .values(
-                    status="dead",
-                    last_error=sa.func.left("gave up: " + WebhookOutbox.last_error, 300),
-                )
-            )
             query = (
                 sa.select(WebhookOutbox, WebhookEvent, Webhook)
                 .join(WebhookEvent, WebhookEvent.id == WebhookOutbox.event_id)
                 .join(Webhook, Webhook.id == WebhookOutbox.webhook_id)
-                .where(WebhookOutbox.status == "pending", WebhookOutbox.next_attempt_at <= at)
+                .where(
+                    WebhookOutbox.status == "pending",
+                    WebhookOutbox.next_attempt_at <= at,
+                    # Past its age a row is never posted, swept or not yet.
+                    WebhookOutbox.created_at > at - dt.timedelta(hours=o.max_age_hours),
+                )
                 .order_by(WebhookOutbox.next_attempt_at, WebhookOutbox.id)
                 .limit(o.batch)
                 .with_for_update(of=WebhookOutbox, skip_locked=True)

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import math
 import re
 import shutil
 import struct
@@ -274,13 +275,17 @@ def scenario(
     patience_ms: int | None = None,
     later: tuple[int, str] | None = None,
     first_digit: str = "1",
+    audio: Path | None = None,
 ) -> Path:
     """A copy of scripts/sipp/<name>.xml with its ring, talk or patience timeout replaced;
     ``first_digit``: the caller's first key; ``later=(ms, digit)``: the caller keys ``digit``
     ``ms`` after the first (the survey's answer, the callback's confirmation). SIPp replays a
     pcap with its recorded RTP sequence numbers and timestamps, and Asterisk ignores an RFC 4733
     event whose timestamp is not after the last one's, so the later key is played from a copy
-    of the pcap moved forward in RTP time (:func:`later_pcap`)."""
+    of the pcap moved forward in RTP time (:func:`later_pcap`). ``audio``: a µ-law WAV the
+    phone streams, looped, while the call is up, as a person talks (:func:`tone_file`): an
+    agent from the answer, a caller from a second after its keys (not during them: two RTP
+    sources at once would make Asterisk miss a key)."""
     text = (SIPP_DIR / f"{name}.xml").read_text()
     key = '<nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_1.pcap"/>'
     first = key.replace("dtmf_2833_1", f"dtmf_2833_{first_digit}")
@@ -291,12 +296,23 @@ def scenario(
         text = text.replace(
             first, f'{first}</action></nop>\n  <pause milliseconds="{ms}"/>\n  {again}', 1
         )
+    if audio is not None:
+        stream = f'<nop><action><exec rtp_stream="{audio},-1,0"/></action></nop>'
+        ack = '<recv request="ACK" rtd="true" crlf="true"/>'
+        bye = '<recv request="BYE" timeout="'
+        if name.startswith("agent-") and ack in text:
+            text = text.replace(ack, f"{ack}\n  {stream}", 1)
+        elif name == "caller":
+            text = text.replace(bye, f'<pause milliseconds="1000"/>\n  {stream}\n  {bye}', 1)
+        else:
+            raise ValueError(f"scenario {name} has no place for audio")
     if ring_ms is not None:
         text = re.sub(r'(<recv request="CANCEL" timeout=")\d+', rf"\g<1>{ring_ms}", text)
     if talk_ms is not None or patience_ms is not None:
         value = talk_ms if talk_ms is not None else patience_ms
         text = re.sub(r'(<recv request="BYE" timeout=")\d+', rf"\g<1>{value}", text)
     tag = f"{ring_ms}-{talk_ms}-{patience_ms}-{later and ''.join(map(str, later))}-{first_digit}"
+    tag += "-audio" if audio is not None else ""
     out = tmp / f"{name}-{tag}.xml"
     out.write_text(text)
     return out
@@ -319,6 +335,28 @@ def later_pcap(tmp: Path, digit: str, seconds: int = 60) -> Path:
     return out
 
 
+# --- audio: what SIPp phones send while a call is up --------------------------------------------
+
+
+def ulaw(sample: int) -> int:
+    """One 16-bit sample as G.711 µ-law (the classic encoder: bias 0x84, clip 32635)."""
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, min(7, (magnitude >> 7).bit_length() - 1))
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def tone_file(path: Path, seconds: int = 30, hz: int = 440) -> Path:
+    """A µ-law WAV (format 7, 8 kHz mono) that SIPp's rtp_stream sends as PCMU."""
+    data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * hz * i / 8000)))
+                 for i in range(8000 * seconds))  # fmt: skip
+    fmt = struct.pack("<IHHIIHHH", 18, 7, 1, 8000, 8000, 1, 8, 0)
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + 26 + 8 + len(data)) + b"WAVE" + b"fmt "
+                     + fmt + b"data" + struct.pack("<I", len(data)) + data)  # fmt: skip
+    return path
+
+
 @dataclasses.dataclass
 class Sipp:
     proc: subprocess.Popen[bytes]
@@ -335,6 +373,13 @@ class Phones:
         self.pbx = pbx
         self.tmp = tmp
         self.procs: list[Sipp] = []
+        self._audio: Path | None = None
+
+    def audio(self) -> Path:
+        """The WAV phones stream with ``audio=True`` (made once)."""
+        if self._audio is None:
+            self._audio = tone_file(self.tmp / "talk.wav", seconds=5, hz=300)
+        return self._audio
 
     def _start(self, args: Sequence[str], tag: str) -> Sipp:
         log = self.tmp / f"sipp-{tag}.log"
@@ -363,21 +408,28 @@ class Phones:
         ring_ms: int | None = None,
         talk_ms: int | None = None,
         trace: bool = False,
+        audio: bool = False,
     ) -> Sipp:
         """Register ``extension`` with the agent's secret, then run ``agent-<behaviour>.xml``
         on the same port (answers qualify OPTIONS with -aa). ``trace``: SIPp writes every SIP
         message it sends and receives to ``<tmp>/sipp-<extension>-messages.log``."""
-        port = free_port(udp_too=True)
         target = f"127.0.0.1:{self.pbx.sip_port}"
-        reg = self._start(
-            ["-sf", str(SIPP_DIR / "register.xml"), "-p", str(port), "-s", extension,
-             "-au", extension, "-ap", self.pbx.secrets[name], "-m", "1", "-aa", "-timeout", "10s",
-             target],
-            f"{extension}-register",
-        )  # fmt: skip
-        rc = await _wait_exit(reg.proc, 15)
+        for attempt in range(3):
+            port = free_port(udp_too=True)
+            reg = self._start(
+                ["-sf", str(SIPP_DIR / "register.xml"), "-p", str(port), "-s", extension,
+                 "-au", extension, "-ap", self.pbx.secrets[name], "-m", "1", "-aa",
+                 "-timeout", "10s", target],
+                f"{extension}-register",
+            )  # fmt: skip
+            rc = await _wait_exit(reg.proc, 15)
+            # 254: SIPp could not bind a port another process took after free_port() looked
+            # (many phones start at once): again, on other ports.
+            if rc != 254 or attempt == 2:
+                break
         assert rc == 0, f"{extension} did not register (rc {rc}):\n{reg.text()[-2000:]}"
-        xml = scenario(self.tmp, f"agent-{behaviour}", ring_ms=ring_ms, talk_ms=talk_ms)
+        xml = scenario(self.tmp, f"agent-{behaviour}", ring_ms=ring_ms, talk_ms=talk_ms,
+                       audio=self.audio() if audio else None)  # fmt: skip
         messages = self.tmp / f"sipp-{extension}-messages.log"
         more = ["-trace_msg", "-message_file", str(messages)] if trace else []
         return self._start(
@@ -407,13 +459,15 @@ class Phones:
         later: tuple[int, str] | None = None,
         first_digit: str = "1",
         inf: Path | None = None,
+        audio: bool = False,
     ) -> Sipp:
         """``count`` callers to the DID through the trunk, ``rate`` per second, at most
         ``limit`` (default ``count``) at once; ``later``, ``first_digit``: see
         :func:`scenario`; ``inf``: their caller IDs (default scripts/sipp/callers.csv)."""
         xml = scenario(
-            self.tmp, "caller", patience_ms=patience_ms, later=later, first_digit=first_digit
-        )
+            self.tmp, "caller", patience_ms=patience_ms, later=later, first_digit=first_digit,
+            audio=self.audio() if audio else None,
+        )  # fmt: skip
         return self._start(
             ["-sf", str(xml), "-p", str(self.pbx.caller_port), "-s", DID,
              "-inf", str(inf or SIPP_DIR / "callers.csv"), "-m", str(count),

@@ -13,17 +13,21 @@ the broker is ``mosquitto -p <free port>``. Every process started is stopped in 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import csv
 import dataclasses
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -107,8 +111,9 @@ def postgres_missing() -> str | None:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """A fresh, migrated cluster on a free port until the block ends (then removed)."""
+def private_postgres(keep_log: Path | None = None) -> Iterator[PrivatePostgres]:
+    """A fresh, migrated cluster on a free port until the block ends (then removed);
+    ``keep_log``: where its server log is copied once it has stopped (the soak scans it)."""
     from callcenter import config
     from callcenter.db import engine as db
 
@@ -132,6 +137,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     finally:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             pg.stop()
+        if keep_log is not None:
+            with contextlib.suppress(OSError):
+                shutil.copyfile(pg.data / "log", keep_log)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -214,21 +222,25 @@ class Service:
 class Services:
     """``callcenter ami``, ``agi``, ``dialer``, ``wallboard``, ``webhooks run``: each its own
     process with the same config file and environment; killed, restarted and measured one by
-    one."""
+    one. ``log_level``: each one's ``--log-level`` (the soak runs them at ``debug``, so that
+    its scan for secrets reads the debug lines too)."""
 
-    def __init__(self, config_file: Path, env: Mapping[str, str], logs: Path) -> None:
+    def __init__(self, config_file: Path, env: Mapping[str, str], logs: Path,
+                 log_level: str = "info") -> None:  # fmt: skip
         self.config_file = config_file
         self.env = {**os.environ, **env, "CALLCENTER_CONFIG": str(config_file)}
         self.logs = logs
+        self.log_level = log_level
         self.running: dict[str, Service] = {}
 
     def start(self, name: str) -> Service:
         log = self.logs / f"{name}.log"
         with log.open("ab") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "callcenter", *SERVICES[name]], stdout=fh,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env, cwd=ROOT,
-                start_new_session=True,
+                [sys.executable, "-m", "callcenter", *SERVICES[name], "--log-level",
+                 self.log_level],
+                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                cwd=ROOT, start_new_session=True,
             )  # fmt: skip
         old = self.running.get(name)
         svc = Service(name, proc, log)
@@ -611,3 +623,147 @@ async def hold_streams(base: str, token: str, count: int, stop: asyncio.Event) -
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return read
+
+
+# --- secrets in logs -------------------------------------------------------------------------
+
+#: Secrets shorter than this are not looked for: a 4-digit PIN or a short word turns up by
+#: chance in timestamps, uniqueids, ports and counters, so a hit would say nothing (and a scan
+#: that always fails is as useless as none). Every secret the soak makes is far longer.
+MIN_SECRET_CHARS = 8
+#: Bytes read at a time; the end of each block is kept for the next (a value across the edge).
+SCAN_CHUNK = 1 << 20
+#: Base64 runs shorter than this are not looked for (a secret's base64 core at an unlucky
+#: alignment can be short; a few base64 characters match anything).
+_MIN_FORM = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Leak:
+    """A secret found in a log: the file, the secret's *name* (never its value), the line
+    (1-based) and the form it was written in (``raw``, ``url``, ``json``, ``base64``...)."""
+
+    file: Path
+    secret: str
+    line: int
+    form: str
+
+
+def too_short(secrets: Mapping[str, str]) -> list[str]:
+    """The names of the secrets :func:`find_secrets` does not look for (shorter than
+    :data:`MIN_SECRET_CHARS`)."""
+    return sorted(name for name, value in secrets.items() if len(value) < MIN_SECRET_CHARS)
+
+
+def _base64_cores(raw: bytes, alphabet: bytes | None) -> list[bytes]:
+    """The part of the secret's base64 that is the same wherever the secret sits in a longer
+    encoded value (``user:secret`` of basic auth, a cookie, a JSON blob): for each of the
+    three alignments, the 4-character groups made of secret bytes only."""
+    out = []
+    for lead in range(3):
+        enc = base64.b64encode(b"\0" * lead + raw, altchars=alphabet)
+        first, last = (1 if lead else 0), (lead + len(raw)) // 3
+        core = enc[4 * first : 4 * last]
+        if len(core) >= _MIN_FORM:
+            out.append(core)
+    return out
+
+
+def secret_forms(value: str) -> list[tuple[str, bytes]]:
+    """What to look for: the value as UTF-8 and as it reads URL-quoted (``%XX`` upper or
+    lower case, ``+`` for space), JSON- and repr-escaped, hex-encoded and base64-encoded
+    (standard and URL-safe alphabet, any alignment: see :func:`_base64_cores`); each distinct
+    byte string once, the plain forms first."""
+    candidates: list[tuple[str, bytes]] = [("raw", value.encode())]
+    for quoted in (urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value, safe="")):
+        candidates.append(("url", quoted.encode()))
+        lower = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quoted)
+        candidates.append(("url", lower.encode()))
+    candidates += [
+        ("json", json.dumps(value)[1:-1].encode()),
+        ("repr", repr(value)[1:-1].encode()),
+        ("hex", value.encode().hex().encode()),
+        ("hex", value.encode().hex().upper().encode()),
+    ]
+    candidates += [("base64", c) for c in _base64_cores(value.encode(), None)]
+    candidates += [("base64", c) for c in _base64_cores(value.encode(), b"-_")]
+    seen: set[bytes] = set()
+    out = []
+    for form, pattern in candidates:
+        if pattern and pattern not in seen:
+            seen.add(pattern)
+            out.append((form, pattern))
+    return out
+
+
+def find_secrets(
+    files: Iterable[Path], secrets: Mapping[str, str], chunk: int = SCAN_CHUNK
+) -> list[Leak]:
+    """Every line of ``files`` holding a secret of ``secrets`` (name -> value) in one of its
+    :func:`secret_forms`; one :class:`Leak` per file, secret and line, in file order.
+
+    Files are read as bytes (a log may hold anything: binary, broken UTF-8), ``chunk`` bytes
+    at a time; the last ``longest form - 1`` bytes of each block are read again with the
+    next, so a value across a block's edge is found, and found once. Secrets shorter than
+    :data:`MIN_SECRET_CHARS` are not looked for (:func:`too_short`). A file that vanished
+    before it was read is skipped; any other error reading one is raised."""
+    patterns = [
+        (name, form, pattern)
+        for name, value in secrets.items()
+        if len(value) >= MIN_SECRET_CHARS
+        for form, pattern in secret_forms(value)
+    ]
+    if not patterns:
+        return []
+    keep = max(len(p) for _, _, p in patterns) - 1
+    leaks: list[Leak] = []
+    for path in files:
+        found: dict[tuple[str, int], str] = {}
+        carry, line0 = b"", 1  # bytes kept from the last block; the line they start on
+        try:
+            fh = path.open("rb")
+        except FileNotFoundError:
+            continue
+        with fh:
+            while block := fh.read(max(chunk, 1)):
+                data = carry + block
+                for name, form, pattern in patterns:
+                    at = data.find(pattern)
+                    while at != -1:
+                        # A match that ends inside the carried bytes was found last block.
+                        if at + len(pattern) > len(carry):
+                            line = line0 + data.count(b"\n", 0, at)
+                            found.setdefault((name, line), form)
+                        at = data.find(pattern, at + 1)
+                cut = max(0, len(data) - keep)
+                line0 += data.count(b"\n", 0, cut)
+                carry = data[cut:]
+        ordered = sorted(found.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        leaks += [Leak(path, name, line, form) for (name, line), form in ordered]
+    return leaks
+
+
+#: Names of the files a program writes its log to, besides ``*.log``: Asterisk's logger
+#: channels (``messages``, ``full``, and their rotations) and queue_log.
+LOG_NAMES = ("messages", "full", "queue_log", "security", "log")
+
+
+def log_files(root: Path) -> list[Path]:
+    """Every regular file below ``root`` that is a log: named ``*.log``, ``*.log.<n>`` or
+    one of :data:`LOG_NAMES` (``messages.1``...), or anywhere below a directory named ``log``
+    or ``logs`` (Asterisk's CDR and CEL files among them). Configuration (pjsip.conf holds
+    the SIP secrets by design), the database and the spool are not logs."""
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        rel = path.relative_to(root)
+        stem = path.name.split(".", 1)[0]
+        if (
+            path.suffix == ".log"
+            or ".log." in path.name
+            or stem in LOG_NAMES
+            or any(part in ("log", "logs") for part in rel.parts[:-1])
+        ):
+            out.append(path)
+    return out

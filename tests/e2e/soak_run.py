@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import secrets
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy.engine import Engine
+import yarl
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from callcenter.core.queue_log import parse_queue_log
 from tests.e2e import soak
-from tests.e2e.conftest import DID, Pbx, Phones, start_pbx, wait_exit
+from tests.e2e.conftest import ADMIN_SECRET, DID, Pbx, Phones, start_pbx, wait_exit
 from tests.test_asterisk_live import Ami, free_port
 
 FAULTS = ("restart", "postgres", "mosquitto", "bridge", "ivr", "dialer")
@@ -41,6 +43,12 @@ class Plan:
     streams: int = 5
     contacts: int = 200
     fault_gap: float = 20.0  # seconds of traffic between one fault's recovery and the next
+    #: Phones stream RTP while their calls are up (conftest.scenario ``audio``), as people
+    #: talking do: Asterisk relays media, as it does for real calls.
+    audio: bool = True
+    #: The services' --log-level: debug, so that the scan for secrets reads the lines an
+    #: operator chasing a problem would switch on too.
+    log_level: str = "debug"
 
 
 @dataclasses.dataclass
@@ -68,6 +76,19 @@ class Outcome:
     seconds: float
     streams_bytes: list[int]
     try_later: list[str]
+    #: The scan for secrets once everything stopped: what it found (file relative to the
+    #: run's directory, the secret's name, line), the log files it read, the names of the
+    #: secrets it looked for and of those too short to (soak.too_short), and what each step of
+    #: :func:`exercise_secrets` got (:data:`EXERCISED`).
+    leaks: list[soak.Leak] = dataclasses.field(default_factory=list)
+    logs: list[str] = dataclasses.field(default_factory=list)
+    secrets_checked: list[str] = dataclasses.field(default_factory=list)
+    secrets_skipped: list[str] = dataclasses.field(default_factory=list)
+    exercised: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def logs_scanned(self) -> int:
+        return len(self.logs)
 
 
 def missing(binary_finder: Callable[[], Any]) -> str | None:
@@ -127,6 +148,182 @@ def api_token(engine: Engine) -> str:
     return raw
 
 
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """The accounts, tokens and keys the soak makes besides the AMI and SIP secrets of the
+    e2e harness: each is used during the run (:func:`exercise_secrets`, the streams, the
+    board reads, the webhook worker) and looked for in every log afterwards."""
+
+    supervisor: str
+    password: str
+    agent: str
+    agent_password: str
+    api_token: str
+    tv_token: str
+    webhook_secret: str
+    secret_key: str  # the wallboard's cookie signing key ([wallboard] secret_key)
+
+
+def make_credentials(engine: Engine, agent: str, hook_url: str) -> Credentials:
+    """A supervisor and ``agent``'s web password, an API token, a TV token, and a webhook
+    for every event to ``hook_url`` (where nobody answers: the worker retries and logs each
+    failure)."""
+    from callcenter.wallboard import accounts
+    from callcenter.webhooks import manage
+
+    supervisor, password = "soaksup", secrets.token_urlsafe(18)
+    agent_password = secrets.token_urlsafe(18)
+    with Session(engine) as s, s.begin():
+        accounts.add_user(s, supervisor, password, "supervisor")
+        accounts.set_agent_password(s, agent, agent_password)
+        _, tv = accounts.add_token(s, "soak-screen")
+        _, hook = manage.add_webhook(s, hook_url, ["all"], description="soak: nobody answers")
+    return Credentials(supervisor, password, agent, agent_password, api_token(engine), tv, hook,
+                       secrets.token_urlsafe(32))  # fmt: skip
+
+
+#: The agents' PIN as tests/e2e/conftest.py seed_directory sets it: a secret, but too short
+#: for the scan (listed among those not looked for).
+AGENT_PIN = "2468"
+
+
+def run_secrets(pbx: Pbx, pg_url: str, creds: Credentials) -> dict[str, str]:
+    """Every secret the run makes or uses, by name: AMI (ours and the harness's
+    administrator), SIP (each agent's endpoint), web passwords, tokens, signing keys, and the
+    database's and broker's passwords where they have one (the soak's have none)."""
+    s = pbx.settings
+    out = {
+        "AMI secret (callcenter)": s.node("local").secret.reveal(),
+        "AMI secret (e2e-admin)": ADMIN_SECRET,
+        "wallboard secret_key": creds.secret_key,
+        "supervisor password": creds.password,
+        "agent web password": creds.agent_password,
+        "API token": creds.api_token,
+        "TV token": creds.tv_token,
+        "webhook signing secret": creds.webhook_secret,
+        "agent PIN": AGENT_PIN,
+    }
+    out.update({f"SIP secret of {name}": value for name, value in pbx.secrets.items()})
+    if make_url(pg_url).password:
+        out["database password"] = str(make_url(pg_url).password)
+    if s.mqtt.password:
+        out["MQTT password"] = s.mqtt.password.reveal()
+    return out
+
+
+#: What each step of :func:`exercise_secrets` must get: a wrong password or token refused,
+#: the right one let in (303 to the page; the API 200).
+EXERCISED = {
+    "supervisor login, wrong password": "401",
+    "supervisor login": "303",
+    "board API, supervisor's session": "200",
+    "agent login, wrong password": "401",
+    "agent login": "303",
+    "TV entry, wrong token": "401",
+    "TV entry": "303",
+    "board API, API token": "200",
+    "board API, wrong token": "401",
+    "AMI login, wrong secret": "Error",
+}
+
+
+async def _form_login(http: aiohttp.ClientSession, url: str, name: str, password: str) -> str:
+    """The login form at ``url`` filled in and posted as a browser does (its CSRF nonce and
+    cookie); the status of the answer."""
+    async with http.get(url) as page:
+        html = await page.text()
+    nonce = html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    form = {"name": name, "password": password, "csrf": nonce}
+    async with http.post(url, data=form, allow_redirects=False) as r:
+        return str(r.status)
+
+
+def _session_cookie(http: aiohttp.ClientSession, base: str) -> str:
+    from callcenter.wallboard.auth import SESSION_COOKIE
+
+    morsel = http.cookie_jar.filter_cookies(yarl.URL(base)).get(SESSION_COOKIE)
+    return morsel.value if morsel is not None else ""
+
+
+async def exercise_secrets(run: Soak) -> dict[str, str]:
+    """Every path of ours that handles a secret, once each, so that the scan of the logs at
+    the end means something: the supervisor's and an agent's login forms with a wrong
+    password and the right one, a screen's ``/tv?token=`` entry (the token in the query
+    string) wrong and right, the API with the API token and a wrong one, and an AMI login
+    with a wrong secret. The wrong values and the session cookies join ``run.secrets``.
+    Returns what each step got (:data:`EXERCISED`), an ``error: ...`` where it failed."""
+    creds, base = run.creds, run.base
+    wrong = {what: secrets.token_urlsafe(18) for what in (
+        "wrong password", "wrong agent password", "wrong TV token", "wrong API token",
+        "wrong AMI secret")}  # fmt: skip
+    run.secrets.update(wrong)
+    got: dict[str, str] = {}
+    timeout = aiohttp.ClientTimeout(total=30)
+
+    def jar() -> aiohttp.CookieJar:
+        return aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1 too
+
+    async def step(what: str, action: Callable[[], Awaitable[str]]) -> None:
+        try:
+            got[what] = await action()
+        except Exception as exc:  # a step that fails is reported, not the end of the run
+            got[what] = f"error: {exc!r}"
+
+    async def get(http: aiohttp.ClientSession, path: str, **kw: Any) -> str:
+        async with http.get(f"{base}{path}", allow_redirects=False, **kw) as r:
+            return str(r.status)
+
+    async with aiohttp.ClientSession(cookie_jar=jar(), timeout=timeout) as http:
+        url = f"{base}/login"
+        await step(
+            "supervisor login, wrong password",
+            lambda: _form_login(http, url, creds.supervisor, wrong["wrong password"]),
+        )
+        await step("supervisor login",
+                   lambda: _form_login(http, url, creds.supervisor, creds.password))  # fmt: skip
+        run.secrets["supervisor's session cookie"] = _session_cookie(http, base)
+        await step("board API, supervisor's session", lambda: get(http, "/api/v1/board"))
+    async with aiohttp.ClientSession(cookie_jar=jar(), timeout=timeout) as http:
+        url = f"{base}/agent/login"
+        await step(
+            "agent login, wrong password",
+            lambda: _form_login(http, url, creds.agent, wrong["wrong agent password"]),
+        )
+        await step("agent login",
+                   lambda: _form_login(http, url, creds.agent, creds.agent_password))  # fmt: skip
+        run.secrets["agent's session cookie"] = _session_cookie(http, base)
+    async with aiohttp.ClientSession(cookie_jar=jar(), timeout=timeout) as http:
+        await step(
+            "TV entry, wrong token",
+            lambda: get(http, "/tv", params={"token": wrong["wrong TV token"]}),
+        )
+        await step("TV entry", lambda: get(http, "/tv", params={"token": creds.tv_token}))
+        run.secrets["TV session cookie"] = _session_cookie(http, base)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        right = {"Authorization": f"Bearer {creds.api_token}"}
+        bad = {"Authorization": f"Bearer {wrong['wrong API token']}"}
+        await step("board API, API token", lambda: get(http, "/api/v1/board", headers=right))
+        await step("board API, wrong token", lambda: get(http, "/api/v1/board", headers=bad))
+    await step(
+        "AMI login, wrong secret", lambda: _ami_login(run.pbx.ami_port, wrong["wrong AMI secret"])
+    )
+    return got
+
+
+async def _ami_login(port: int, secret: str) -> str:
+    """The Response of an AMI Login as user callcenter with ``secret``."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    try:
+        await asyncio.wait_for(reader.readline(), 5)  # the banner
+        writer.write(f"Action: Login\r\nUsername: callcenter\r\nSecret: {secret}\r\n\r\n"
+                     .encode())  # fmt: skip
+        raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    fields = dict(line.partition(": ")[::2] for line in raw.decode(errors="replace").split("\r\n"))
+    return fields.get("Response", "?")
+
+
 def service_env(pbx: Pbx, pg_url: str, broker_port: int, wallboard_port: int, tmp: Path,
                 prefix: str) -> dict[str, str]:  # fmt: skip
     s = pbx.settings
@@ -168,15 +365,13 @@ class Soak:
 
     def __init__(self, plan: Plan, pbx: Pbx, engine: Engine, pg: soak.PrivatePostgres,
                  broker: soak.Broker, services: soak.Services, tmp: Path, base: str,
-                 token: str) -> None:  # fmt: skip
+                 creds: Credentials, known_secrets: dict[str, str]) -> None:  # fmt: skip
         self.plan, self.pbx, self.engine, self.pg = plan, pbx, engine, pg
-        self.broker, self.services, self.tmp, self.base, self.token = (
-            broker,
-            services,
-            tmp,
-            base,
-            token,
-        )
+        self.broker, self.services, self.tmp, self.base = broker, services, tmp, base
+        self.creds, self.token = creds, creds.api_token
+        #: Every secret of the run by name (:func:`run_secrets`, then the ones
+        #: :func:`exercise_secrets` adds): what the scan of the logs looks for.
+        self.secrets = known_secrets
         self.t0 = time.monotonic()
         self.queue_log_from = 0
 
@@ -340,32 +535,41 @@ async def running(plan: Plan, binary: Path, sipp: str, work: Path) -> AsyncItera
     from callcenter.db import engine as db
 
     agents = [(f"soak{i:03d}", str(3000 + i)) for i in range(1, plan.agents + 1)]
-    with soak.private_postgres() as pg:
+    (work / "logs").mkdir(exist_ok=True)
+    with soak.private_postgres(keep_log=work / "logs" / "postgres.log") as pg:
         engine = db.make_engine(config.DatabaseSettings(url=pg.url))
         broker = soak.Broker(free_port(), work / "mosquitto.log")
         broker.start()
         services: soak.Services | None = None
         phones: Phones | None = None
+        # Bound, never listening: the webhook's POSTs are refused, and no free_port() of
+        # the run can hand its port out again.
+        hook = socket.socket()
+        hook.bind(("127.0.0.1", 0))
         try:
             environ = {"CALLCENTER_AGI__FALLBACK_QUEUE": "sales"}
             async with pbx_in_thread(work / "ast", engine, binary, sipp, agents,
                                      environ) as pbx:  # fmt: skip
-                token = api_token(engine)
+                creds = make_credentials(
+                    engine, agents[0][0], f"http://127.0.0.1:{hook.getsockname()[1]}/hook"
+                )
+                token = creds.api_token
                 make_campaign(engine, work, plan.contacts)
                 port = free_port()
                 cfg = work / "callcenter.toml"
                 cfg.write_text(soak.config_text(DID, "sales", pbx.sounds))
                 env = service_env(pbx, pg.url, broker.port, port, work,
                                   f"ccsoak-{secrets.token_hex(3)}")  # fmt: skip
-                (work / "logs").mkdir(exist_ok=True)
-                services = soak.Services(cfg, env, work / "logs")
+                env["CALLCENTER_WALLBOARD__SECRET_KEY"] = creds.secret_key
+                services = soak.Services(cfg, env, work / "logs", plan.log_level)
                 services.start_all()
                 base = f"http://127.0.0.1:{port}"
                 phones = Phones(pbx, work)
                 for name, ext in agents:
                     await phones.phone(name, ext, "answer", ring_ms=500,
-                                       talk_ms=plan.talk * 1000)  # fmt: skip
-                run = Soak(plan, pbx, engine, pg, broker, services, work, base, token)
+                                       talk_ms=plan.talk * 1000, audio=plan.audio)  # fmt: skip
+                run = Soak(plan, pbx, engine, pg, broker, services, work, base, creds,
+                           run_secrets(pbx, pg.url, creds))  # fmt: skip
                 await run.login_agents()
 
                 async def board_up() -> bool:
@@ -383,6 +587,7 @@ async def running(plan: Plan, binary: Path, sipp: str, work: Path) -> AsyncItera
             if services is not None:
                 services.stop_all()
             broker.stop()
+            hook.close()
             engine.dispose()
 
 
@@ -392,7 +597,8 @@ async def traffic(run: Soak, seconds: float) -> Any:
     total = max(1, int(run.plan.calls * seconds / per_call))
     rate = max(1, round(run.plan.calls / per_call))
     phones = Phones(run.pbx, run.tmp)
-    return phones, phones.callers(total, patience_ms=60000, rate=rate, limit=run.plan.calls)
+    return phones, phones.callers(total, patience_ms=60000, rate=rate, limit=run.plan.calls,
+                                  audio=run.plan.audio)  # fmt: skip
 
 
 #: About how long each fault takes until its comparison is done (outage, return, reconvergence
@@ -411,14 +617,18 @@ def traffic_seconds(plan: Plan, short: bool) -> float:
 
 async def soak_run(plan: Plan, binary: Path, sipp: str, *, short: bool) -> Outcome:
     """The whole run: traffic for ``plan.minutes``, the faults spaced over it, then the final
-    comparison, CPU and RSS per process next to Asterisk's."""
+    comparison, CPU and RSS per process next to Asterisk's; once everything has stopped,
+    every log of the run scanned for every secret of it (:func:`scan_logs`)."""
     with tempfile.TemporaryDirectory(prefix="cc-soak-") as tmpdir:
         work = Path(tmpdir)
         async with running(plan, binary, sipp, work) as run:
             stop_streams = asyncio.Event()
+            # The screens' streams hold the TV token (Authorization: Bearer), as a wall
+            # display given one would; the board reads of the comparison use the API token.
             streams = asyncio.create_task(
-                soak.hold_streams(run.base, run.token, plan.streams, stop_streams)
+                soak.hold_streams(run.base, run.creds.tv_token, plan.streams, stop_streams)
             )
+            exercised = await exercise_secrets(run)
             await asyncio.sleep(3)
             run.services.mark_rss("start")
             cpu0 = {n: s.cpu() for n, s in run.services.running.items()}
@@ -452,5 +662,23 @@ async def soak_run(plan: Plan, binary: Path, sipp: str, *, short: bool) -> Outco
             read = await streams
             rss = {n: (round(s.rss_start, 1), round(s.rss_end, 1))
                    for n, s in run.services.running.items()}  # fmt: skip
-            return Outcome(plan, final, results, cpu, rss, ast_cpu, round(elapsed, 1), read,
-                           run.try_later())  # fmt: skip
+            outcome = Outcome(plan, final, results, cpu, rss, ast_cpu, round(elapsed, 1), read,
+                              run.try_later(), exercised=exercised)  # fmt: skip
+            known = run.secrets
+        # Every process has stopped (the logs are complete, PostgreSQL's copied into logs/);
+        # the directory is still there.
+        scan_logs(outcome, work, known)
+        return outcome
+
+
+def scan_logs(outcome: Outcome, work: Path, known: dict[str, str]) -> None:
+    """Every log below ``work`` (soak.log_files: the services' logs/*.log and PostgreSQL's
+    logs/postgres.log, mosquitto.log, Asterisk's stdout.log and log/ (queue_log, CDR), the
+    SIPp logs) searched for every secret of ``known``; the result into ``outcome``, with
+    paths relative to ``work``."""
+    files = soak.log_files(work)
+    leaks = soak.find_secrets(files, known)
+    outcome.leaks = [dataclasses.replace(x, file=x.file.relative_to(work)) for x in leaks]
+    outcome.logs = [str(f.relative_to(work)) for f in files]
+    outcome.secrets_skipped = soak.too_short(known)
+    outcome.secrets_checked = sorted(set(known) - set(outcome.secrets_skipped))

@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from tests.e2e.soak_run import FAULTS, FaultResult, Outcome, Plan, missing, soak_run
+from tests.e2e.soak_run import EXERCISED, FAULTS, FaultResult, Outcome, Plan, missing, soak_run
 from tests.test_asterisk_live import asterisk_binary
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.slow]
@@ -60,3 +60,25 @@ def test_whole_run(outcome: Outcome) -> None:
     assert (c.lost, c.duplicates) == (0, 0), _why(outcome)
     assert c.calls > 0, c
     assert c.attempts > 0, c
+
+
+#: The logs the scan must at least have read: each service's, PostgreSQL's, mosquitto's and
+#: Asterisk's console output and queue_log.
+MUST_SCAN = {"logs/bridge.log", "logs/ivr.log", "logs/dialer.log", "logs/wallboard.log",
+             "logs/webhooks.log", "logs/postgres.log", "mosquitto.log", "ast/stdout.log",
+             "ast/log/queue_log"}  # fmt: skip
+
+
+@pytest.mark.timeout(480)
+def test_no_secret_in_logs(outcome: Outcome) -> None:
+    """No secret of the run (AMI, SIP, web passwords right and wrong, API and TV tokens,
+    session cookies, signing keys) in any of its logs, the services at debug level, after
+    every path that handles one was walked (wrong and right logins, the TV token in a query
+    string, bearer tokens, a wrong AMI login)."""
+    assert outcome.exercised == EXERCISED
+    unread = MUST_SCAN - set(outcome.logs)
+    assert not unread, f"not scanned: {sorted(unread)}; scanned: {outcome.logs}"
+    assert outcome.logs_scanned >= len(MUST_SCAN)
+    assert len(outcome.secrets_checked) >= 12, outcome.secrets_checked
+    leaks = [f"{x.file}:{x.line}: {x.secret} ({x.form})" for x in outcome.leaks]
+    assert leaks == [], "secrets in the logs (names only):\n" + "\n".join(leaks[:50])

@@ -61,6 +61,7 @@ from tests.e2e.conftest import (
     sipp_binary,
     stack,
     start_pbx,
+    ulaw,
 )
 from tests.test_asterisk_live import Ami, asterisk_binary, free_port
 
@@ -91,16 +92,6 @@ def pbx(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterator[Pb
 
 
 # --- media: G.711 µ-law RTP in pcap files SIPp replays (play_pcap_audio) --------------------
-
-
-def ulaw(sample: int) -> int:
-    """G.711 µ-law of a 16-bit linear sample."""
-    bias, clip = 0x84, 32635
-    sign = 0x80 if sample < 0 else 0
-    magnitude = min(abs(sample), clip) + bias
-    exponent = max(0, magnitude.bit_length() - 8)
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
 
 
 def rtp_pcap(path: Path, payload: Callable[[int], bytes], seconds: float, *, seq: int,

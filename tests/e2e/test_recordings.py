@@ -38,7 +38,7 @@ from callcenter.wallboard import accounts
 from callcenter.wallboard.app import Wallboard
 from tests.browser import ARGS, ARTIFACTS, CHROMIUM
 from tests.e2e import conftest as e2e
-from tests.e2e.conftest import SIPP_DIR, Pbx, Stack, stack
+from tests.e2e.conftest import SIPP_DIR, Pbx, Stack, stack, tone_file
 from tests.test_asterisk_live import asterisk_binary, free_port
 
 pytestmark = pytest.mark.asterisk
@@ -72,25 +72,6 @@ def rec_pbx(tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Iterato
 
 
 # --- audio ------------------------------------------------------------------------------------
-
-
-def ulaw(sample: int) -> int:
-    """One 16-bit sample as G.711 µ-law (the classic encoder: bias 0x84, clip 32635)."""
-    sign = 0x80 if sample < 0 else 0
-    magnitude = min(abs(sample), 32635) + 0x84
-    exponent = max(0, min(7, (magnitude >> 7).bit_length() - 1))
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
-
-
-def tone_file(path: Path, seconds: int = 30, hz: int = 440) -> Path:
-    """A µ-law WAV (format 7, 8 kHz mono) that SIPp's rtp_stream sends as PCMU."""
-    data = bytes(ulaw(int(8000 * math.sin(2 * math.pi * hz * i / 8000)))
-                 for i in range(8000 * seconds))  # fmt: skip
-    fmt = struct.pack("<IHHIIHHH", 18, 7, 1, 8000, 8000, 1, 8, 0)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + 26 + 8 + len(data)) + b"WAVE" + b"fmt "
-                     + fmt + b"data" + struct.pack("<I", len(data)) + data)  # fmt: skip
-    return path
 
 
 def windows_rms(path: Path, window: float = 0.1) -> tuple[list[float], float]:
