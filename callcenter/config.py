@@ -160,7 +160,7 @@ class WallboardSettings:
     waiting_alert: int = 5
     longest_wait_alert: float = 60.0
     abandon_rate_alert: float = 0.05
-    push_interval: float = 0.25  # least seconds between pushes to browsers
+    push_interval: float = 0.1  # least seconds between pushes to browsers
     kpi_interval: float = 1.0  # least seconds between queries of today's figures
     kpi_max_age: float = 30.0  # ...and at least this often
     session_hours: float = 12.0
@@ -844,7 +844,7 @@ sl_target = 0.8
 waiting_alert = 5
 longest_wait_alert = 60.0
 abandon_rate_alert = 0.05
-push_interval = 0.25     # least seconds between pushes to browsers
+push_interval = 0.1      # least seconds between pushes to browsers
 kpi_interval = 1.0       # least seconds between queries of today's figures
 kpi_max_age = 30.0       # ...and at least this often
 session_hours = 12.0

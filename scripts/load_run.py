@@ -385,6 +385,7 @@ def main() -> int:
     if not args.no_results:
         results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
         results.update(figures)
+        RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
     return 1 if figures["load.lost_records"] else 0
 

@@ -73,14 +73,20 @@ def report(outcome: object) -> None:
     print(f"{'(ours)':<12}{sum(outcome.cpu.values()):>10.2f}")
     print(f"{'asterisk':<12}{outcome.asterisk_cpu:>10.2f}")
     if outcome.faults:
-        print(f"\n{'fault':<12}{'at s':>8}{'lost':>6}{'dups':>6}{'reconverge s':>14}  note")
+        # lost: final disagreements about calls up around the fault; "early": what the
+        # comparison just after it showed more than the one before (our log may lag then).
+        print(f"\n{'fault':<12}{'at s':>8}{'lost':>6}{'early':>7}{'dups':>6}{'reconverge s':>14}"
+              "  note")  # fmt: skip
         for f in outcome.faults:
             rs = "never" if f.reconverge_s is None else f"{f.reconverge_s:.2f}"
-            print(f"{f.name:<12}{f.at:>8.1f}{f.lost:>6}{f.duplicates:>6}{rs:>14}  {f.note}")
+            print(f"{f.name:<12}{f.at:>8.1f}{f.lost:>6}{f.lost_at_fault:>7}{f.duplicates:>6}"
+                  f"{rs:>14}  {f.note}")  # fmt: skip
     if c.disagreements:
         print("\nWhere Asterisk's records and ours disagree (Asterisk wins):")
+        blamed = {d.call: f.name for f in outcome.faults for d in f.disagreements}
         for d in c.disagreements:
-            print(f"  {d.call}: {d.why}")
+            near = f" [around the {blamed[d.call]} fault]" if d.call in blamed else ""
+            print(f"  {d.call}: {d.why}{near}")
     for f in outcome.faults:
         if f.stranded:
             print(f"\n{f.name}: callers in the killed IVR who never reached a queue: "
@@ -98,9 +104,13 @@ def report_scan(outcome: object) -> None:
     from tests.e2e.soak_run import EXERCISED, Outcome
 
     assert isinstance(outcome, Outcome)
+    phones = [name for name in outcome.logs if name.startswith("sipp-")]
+    others = [name for name in outcome.logs if not name.startswith("sipp-")]
     print(f"\nsecrets in logs: {len(outcome.leaks)} in {outcome.logs_scanned} log files "
-          f"({', '.join(outcome.logs)})")  # fmt: skip
-    print(f"  looked for: {', '.join(outcome.secrets_checked)}")
+          f"({', '.join(others)}, and {len(phones)} of the SIPp phones)")  # fmt: skip
+    sip = [name for name in outcome.secrets_checked if name.startswith("SIP secret of ")]
+    named = [name for name in outcome.secrets_checked if name not in sip]
+    print(f"  looked for: {', '.join(named)}, and {len(sip)} agents' SIP secrets")
     if outcome.secrets_skipped:
         print(f"  not looked for (shorter than 8 characters, would match by chance): "
               f"{', '.join(outcome.secrets_skipped)}")  # fmt: skip
@@ -162,13 +172,15 @@ def main() -> int:
         return 2
     plan = Plan(calls=args.calls, agents=args.agents, minutes=args.minutes, talk=args.talk,
                 faults=faults, streams=args.streams, contacts=args.contacts,
-                log_level=args.log_level, audio=not args.silent)  # fmt: skip
+                log_level=args.log_level, audio=not args.silent,
+                quick_intervals=args.short)  # fmt: skip
     sipp = shutil.which("sipp")
     assert sipp is not None
     outcome = asyncio.run(soak_run(plan, binary(), sipp, short=args.short))
     report(outcome)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.update(figures(outcome))
+    RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
     failed = outcome.comparison.lost or outcome.comparison.duplicates or outcome.leaks
     return 1 if failed or any(f.lost or f.duplicates or f.stranded for f in outcome.faults) else 0

@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +330,56 @@ async def test_calls_still_live_after_a_restart_of_the_bridge_are_followed_to_th
         visits = db.execute(sa.text("SELECT uniqueid, visit, outcome FROM queue_visits")).all()
     assert len(visits) == 5
     assert {v.visit for v in visits} == {1}
+
+
+async def test_calls_begun_and_ended_while_the_bridge_was_away_come_from_queue_log(
+    settings: config.Settings, clean_db: Engine, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The bridge is killed; while it is away a campaign call times out in a second and an
+    inbound caller talks to Alice: no event will ever tell the next bridge of them. Once
+    connected it reads queue_log from where the call log left off (less a margin) and writes
+    a row for each, with queue_log's outcome, agent, wait and talk (the soak found five such
+    calls around its bridge fault)."""
+    from callcenter.bridge import node as bridge_node
+
+    monkeypatch.setattr(bridge_node, "GAP_SETTLE", 0.0)
+    scenario = "inbound-answered"
+    async with FakeAmi() as fake:
+        s = local_settings(settings, fake.port, tmp_path)
+        queue_log = tmp_path / "ast" / "log" / "queue_log"
+        queue_log.parent.mkdir(parents=True)
+        async with bridge_running(s):
+            conn = await fake.accept()
+            await conn.send_frames(recorded_events(scenario))
+            await eventually(lambda: closed_calls(clean_db) == 1)
+        # Away: two calls nobody followed, after the call log's last (the fake peer stamps
+        # the recorded events with today's clock, as queue_log's lines are here).
+        with clean_db.connect() as db:
+            last = db.scalar(sa.text("SELECT extract(epoch FROM max(ended_at)) FROM calls"))
+        ended = int(last) + 1
+        campaign = "8e07dfb2-ebc8-4e58-9d58-7997b09652e4"
+        queue_log.write_text(
+            f"{ended + 1}|{campaign}|sales|NONE|ENTERQUEUE||+12015551113|1\n"
+            f"{ended + 2}|{campaign}|sales|NONE|EXITWITHTIMEOUT|1|1|1\n"
+            f"{ended + 1}|{ended + 1}.9|sales|NONE|ENTERQUEUE||5551230002|1\n"
+            f"{ended + 2}|{ended + 1}.9|sales|Alice|CONNECT|1|{ended + 1}.10|3\n"
+            f"{ended + 4}|{ended + 1}.9|sales|Alice|COMPLETEAGENT|1|2|1\n"
+        )
+        # Only visits over a few seconds before the look are taken (their lines may still
+        # be being written): the next bridge starts once these are.
+        await asyncio.sleep(max(0.0, ended + 8 - time.time()))
+        async with bridge_running(s) as second:
+            await fake.accept()
+            await eventually(lambda: closed_calls(clean_db) == 3)
+            await eventually(lambda: second.writer.idle)
+            assert second.nodes[0].counters.reconciled == 2
+    rows = calls(clean_db)
+    timed_out = rows[campaign]
+    assert (timed_out["outcome"], timed_out["wait_seconds"], timed_out["direction"]) == (
+        "timed_out", 1.0, "outbound")  # fmt: skip
+    talked = rows[f"{ended + 1}.9"]
+    assert (talked["outcome"], talked["agent"], talked["wait_seconds"], talked["talk_seconds"],
+            talked["direction"], talked["caller_number"]) == (
+        "answered", "Alice", 1.0, 2.0, "inbound", "5551230002")  # fmt: skip
+    (first,) = [r for r in rows.values() if r["uniqueid"] not in (campaign, f"{ended + 1}.9")]
+    assert first["outcome"] == "answered"

@@ -667,3 +667,33 @@ def test_a_var_set_the_core_says_it_ignores_changes_nothing(scenario: str) -> No
         # Both answers occur: most VarSets are skipped; QUEUESTATUS, the Queue() timeout
         # variable and a tracked channel's are not.
         assert skipped > kept > 0
+
+
+def test_a_campaign_call_times_out_without_its_queuestatus() -> None:
+    """[outbound-campaign] sets QUEUE_TIMEOUT before Queue() (dialplans/outbound.conf.j2), as
+    [inbound-queue] does: a QueueCallerAbandon whose HoldTime reached it is a time-out even
+    when the QUEUESTATUS VarSet after it is never seen (a bridge restarting just then; the
+    soak found two such calls). Without either it would read as an abandon."""
+    from callcenter.ami import wanted
+
+    config = CoreConfig(
+        queues=traces.core_config().queues,
+        call_contexts=wanted.CALL_CONTEXTS,
+        timeout_variable=wanted.TIMEOUT_VARIABLE,
+        ivr_path_variable=wanted.IVR_PATH_VARIABLE,
+    )
+    scenario = "dialer-abandon"
+    assert qlog(scenario, "EXITWITHTIMEOUT")
+    events = _without_vars(scenario, "QUEUESTATUS")
+    join = next(i for i, e in enumerate(events) if isinstance(e, ev.QueueCallerJoin))
+    caller = events[join]
+    assert isinstance(caller, ev.QueueCallerJoin)
+    timeout = ev.VarSet(
+        node=caller.node, time=caller.time, channel=caller.channel, uniqueid=caller.uniqueid,
+        linkedid=caller.linkedid, context="outbound-campaign", exten="s",
+        variable=wanted.TIMEOUT_VARIABLE, value="1",  # CAMPAIGN_CONNECT_SECONDS with AMD
+    )  # fmt: skip
+    (blind,) = replay(events, config).calls().values()
+    assert blind.outcome is CallOutcome.ABANDONED
+    (call,) = replay([*events[:join], timeout, *events[join:]], config).calls().values()
+    assert call.outcome is CallOutcome.TIMED_OUT

@@ -384,3 +384,32 @@ def test_a_restart_mid_call_ends_calls_as_queue_log_does_and_keeps_the_pause() -
     assert outcomes == ["abandoned", "abandoned", "answered", "answered", "answered"]
     ((agent, queue, reason, _, end),) = core_pauses(result)
     assert (agent, queue, reason, end) == ("Bob", "sales", "lunch", None)
+
+
+def test_unseen_calls_are_the_visits_begun_and_over_within_the_gap() -> None:
+    """What a bridge back from an absence takes from queue_log alone: visits entered at or
+    after ``since`` and over by ``until``; one still going on, or entered before, is left to
+    the live stream and the resync."""
+    from callcenter.core import call_from_queue_log, parse_queue_log, unseen_calls
+    from callcenter.domain import CallOutcome, Direction
+
+    log = ("1000|a1|sales|NONE|ENTERQUEUE||5551|1\n"
+           "1001|a1|sales|NONE|EXITWITHTIMEOUT|1|1|1\n"
+           "1000|1000.5|sales|NONE|ENTERQUEUE||5552|2\n"
+           "1002|1000.5|sales|alice|CONNECT|2|1000.6|1\n"
+           "1030|1000.5|sales|alice|COMPLETECALLER|2|28|2\n"
+           "990|early|sales|NONE|ENTERQUEUE||5553|1\n"
+           "995|early|sales|NONE|ABANDON|1|1|5\n"
+           "1040|open|sales|NONE|ENTERQUEUE||5554|1\n"
+           "1000|NONE|NONE|NONE|QUEUESTART|\n")  # fmt: skip
+    found = unseen_calls("pbx", parse_queue_log(log), 999, 1035)
+    assert sorted(found) == ["1000.5", "a1"]
+    timed_out = call_from_queue_log("pbx", "a1", found["a1"])
+    assert (timed_out.outcome, timed_out.wait_seconds, timed_out.direction, timed_out.closed,
+            timed_out.ended_at, timed_out.caller_number) == (
+        CallOutcome.TIMED_OUT, 1.0, Direction.OUTBOUND, True, 1001.0, "5551")  # fmt: skip
+    answered = call_from_queue_log("pbx", "1000.5", found["1000.5"])
+    assert (answered.outcome, answered.agent, answered.wait_seconds, answered.talk_seconds,
+            answered.direction, answered.ring_attempts) == (
+        CallOutcome.ANSWERED, "alice", 2.0, 28.0, Direction.INBOUND, 1)  # fmt: skip
+    assert unseen_calls("pbx", parse_queue_log(log), 999, 1029) == {"a1": found["a1"]}

@@ -281,3 +281,22 @@ def test_may_route_never_drops_an_event_route_would_take() -> None:
     assert taken > 0
     assert skipped > taken
     assert not tracker.may_route({"Uniqueid": "x"}, {})
+
+
+def test_coalesce_merges_an_attempts_updates_and_keeps_its_end_last() -> None:
+    from callcenter.campaigns.dialer import coalesce
+
+    a1 = AttemptUpdate("a", {"phase": "ringing"})
+    b1 = AttemptUpdate("b", {"phase": "ringing"})
+    a2 = AttemptUpdate("a", {"phase": "answered", "answered_at": 2.0})
+    a3 = AttemptUpdate("a", {"phase": "queued", "queued_at": 3.0})
+    end = AttemptEnded(Track("a", "camp", dialled_at=1.0))
+    late = AttemptUpdate("a", {"hangup_cause": 16})
+    out = coalesce([a1, b1, a2, a3, end, late])
+    assert out == [
+        AttemptUpdate("a", {"phase": "queued", "answered_at": 2.0, "queued_at": 3.0}),
+        b1,
+        end,
+        late,
+    ]
+    assert coalesce([]) == []

@@ -97,3 +97,34 @@ def test_log_files(tmp_path: Path) -> None:
     assert found == {"logs/bridge.log", "mosquitto.log", "ast/log/messages.1",
                      "ast/log/queue_log", "ast/log/cdr-custom/Master.csv", "ast/stdout.log",
                      "pg/log", "sipp-1.log.2"}  # fmt: skip
+
+
+# --- which fault a final disagreement belongs to ------------------------------------------------
+
+
+def test_final_disagreements_fall_to_the_faults_around_their_calls() -> None:
+    from callcenter.core.queue_log import parse_queue_log
+    from tests.e2e.soak import Disagreement, attribute, call_spans
+
+    log = ("1000|a1|sales|NONE|ENTERQUEUE||5551|1\n"
+           "1003|a1|sales|NONE|EXITWITHTIMEOUT|1|1|1\n"
+           "2000|b2|sales|NONE|ENTERQUEUE||5552|1\n"
+           "2010|b2|sales|NONE|ABANDON|1|1|10\n")  # fmt: skip
+    spans = call_spans(list(parse_queue_log(log)), [])
+    assert spans == {"a1": (1000.0, 1003.0), "b2": (2000.0, 2010.0)}
+    found = [Disagreement("a1", "x"), Disagreement("b2", "y"), Disagreement("contact 7", "z")]
+    windows = {"bridge": (1005.0, 1020.0), "ivr": (1500.0, 1510.0), "dialer": (2012.0, 2013.0)}
+    shares = attribute(found, spans, windows, margin=5)
+    assert [d.call for d in shares["bridge"]] == ["a1"]  # ended 2 s before: within the margin
+    assert shares["ivr"] == []
+    assert [d.call for d in shares["dialer"]] == ["b2"]
+    assert attribute(found, spans, windows, margin=1)["bridge"] == []
+    # A CDR's channel (an attempt's customer): start to end, its last second included.
+    import datetime as dt
+
+    def local(epoch: int) -> str:
+        return dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+    row = [""] * 20
+    row[8], row[10], row[16] = local(3000), local(3004), "c3"
+    assert call_spans([], [row]) == {"c3": (3000.0, 3005.0)}

@@ -295,6 +295,39 @@ def test_the_boards_live_figures_count_neither_a_caller_still_in_time_nor_calls_
     assert later["queues"]["support"]["service_level"] == 1.0
     missed = refresher(call_log).compute(NOW + dt.timedelta(seconds=31))
     assert missed["queues"]["support"]["service_level"] == pytest.approx(4 / 5)
+    # When to look again: the moment the caller stops being pending (queued 0.5 s before
+    # NOW, support's 30 s threshold, whole seconds: 31 s after joining); none once missed.
+    joined = NOW - dt.timedelta(seconds=0.5)
+    assert view["next_sl_miss"] == pytest.approx((joined + dt.timedelta(seconds=31)).timestamp())
+    assert later["next_sl_miss"] == view["next_sl_miss"]
+    assert missed["next_sl_miss"] is None
+
+
+async def test_refresher_queries_again_when_the_waiting_caller_is_missed(
+    call_log: Engine,
+) -> None:
+    """Knowing when the pending caller passes the threshold, the refresher queries then,
+    not every ``kpi_interval`` while they wait, and shows no ``next_sl_miss``."""
+    k = KpiRefresher(call_log, RULES, TZ, lambda: None, interval=0.05, max_age=30, settle=0)
+    runs: list[float] = []
+
+    def compute(now: dt.datetime | None = None) -> dict[str, object]:
+        runs.append(time.time())
+        first = len(runs) == 1
+        return {"day": "d", "queues": {}, "total": {"sl_pending": 1 if first else 0},
+                "agents": {}, "rules": {},
+                "next_sl_miss": time.time() + 0.6 if first else None}  # fmt: skip
+
+    k.compute = compute  # type: ignore[method-assign]
+    task = asyncio.create_task(k.run())
+    try:
+        await asyncio.sleep(2.0)
+        assert len(runs) == 2, runs  # at 0.05 s pace it would be about 40
+        assert runs[1] - runs[0] >= 0.55  # not before the caller is missed
+        assert "next_sl_miss" not in k.current()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_refresher_queries_again_while_a_caller_is_still_in_time(call_log: Engine) -> None:

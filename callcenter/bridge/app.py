@@ -164,6 +164,7 @@ class Bridge:
                 tg.create_task(self._refresh_config(), name="queue-settings"),
                 tg.create_task(self._ticker(), name="wrapup-ticker"),
                 tg.create_task(self.security.run(), name="security"),
+                *(tg.create_task(n.fill_gaps(), name=f"gaps-{n.name}") for n in self.nodes),
                 *(
                     tg.create_task(n.recordings.run(), name=f"recordings-{n.name}")
                     for n in self.nodes

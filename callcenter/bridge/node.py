@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from pathlib import Path
 
 import psycopg
@@ -56,6 +57,17 @@ log = logging.getLogger(__name__)
 #: Seconds a first connection waits for the spool to be written before reading the calls
 #: the call log holds open.
 SPOOL_WAIT = 5.0
+
+#: Seconds after a (re)connection before queue_log is read for the calls that began and ended
+#: while the bridge was not connected (:meth:`NodeBridge.fill_gaps`): those still up then are
+#: followed live (the resync's CoreShowChannels) and closed by their own events.
+GAP_SETTLE = 10.0
+#: Seconds before the last frame seen (or, at a start, the call log's last call) that the
+#: look back covers: a frame in flight, clocks of the file and of the stream.
+GAP_MARGIN = 30.0
+
+#: What queue_log records of a call and the call log must agree on (the soak's comparison).
+_FIGURES = attrgetter("outcome", "agent", "wait_seconds", "talk_seconds")
 
 #: The ActionID of the resync's QueueStatus (sent without a filter: it lists every queue).
 RESYNC_QUEUES = "resync-queues"
@@ -108,6 +120,11 @@ class QueueLogFile:
         self._read_new()
         return [e for cid in callids for e in self._by_callid.get(cid, ())]
 
+    def lines_since(self, since: float) -> list[QueueLogEntry]:
+        """Every line of the calls with a line at ``since`` or later (in file order by call)."""
+        self._read_new()
+        return [e for lines in self._by_callid.values() if lines[-1].time >= since for e in lines]
+
 
 @dataclass
 class NodeCounters:
@@ -156,6 +173,10 @@ class NodeBridge:
         self.recordings = recordings
         # Asterisk's security events (failed SIP logins): callcenter.security's monitor.
         self.security = security
+        # When the last frame came (None before the first in this process), and the gaps
+        # to fill from queue_log: since when, one per (re)connection (fill_gaps).
+        self.last_frame_at: float | None = None
+        self._gaps: asyncio.Queue[float | None] = asyncio.Queue()
 
     # --- the core's output ------------------------------------------------------------
 
@@ -191,6 +212,9 @@ class NodeBridge:
             self.counters.connects += 1
             log.info("ami %s: connected (%s)", self.name, item.banner)
             self.publisher.node_status(self.name, True, item.banner, item.at)
+            # Calls that began and ended while we were not connected: since the last frame
+            # of this process, or at a start since the call log's last call (fill_gaps).
+            self._gaps.put_nowait(self.last_frame_at)
             if not self.restored:
                 await self._restore_open_calls()
             if self.recordings is not None and not self.recordings.restored:
@@ -257,6 +281,7 @@ class NodeBridge:
     def receive(self, frame: Frame, at: float) -> list[core.CallChanged | core.VisitChanged]:
         """Handle one received frame (synchronously: this is the hot path). Returns the
         calls that a finished resync closed as lost, for :meth:`_reconcile`."""
+        self.last_frame_at = at
         if type(frame) is not Message:
             return self._receive_bad(frame, at)
         fields = frame.fields
@@ -432,6 +457,54 @@ class NodeBridge:
             session.send_into_stream({"Action": "CoreShowChannels", "ActionID": RESYNC_CHANS})
         except AmiDisconnected:
             return
+
+    async def fill_gaps(self) -> None:
+        """Until cancelled: after each (re)connection, the queue visits queue_log shows begun
+        and ended while the bridge was away (stopped, killed, or its link down), which no
+        event will ever tell it of: a row for each one the call log lacks, and queue_log's
+        figures for each it has otherwise (a restart between a QueueCallerAbandon and the
+        QUEUESTATUS that tells a time-out from an abandon). Asterisk wins, as in
+        :meth:`_reconcile`; without a queue_log, nothing to read."""
+        while True:
+            since = await self._gaps.get()
+            if self.queue_log is None:
+                continue
+            await asyncio.sleep(GAP_SETTLE)
+            try:
+                if since is None:  # a start: where the call log stops
+                    since = await self.writer.last_call_at(self.name)
+                if since is None:
+                    continue
+                await self._fill_gap(since - GAP_MARGIN, self.clock() - 3.0)
+            except (OSError, TimeoutError, psycopg.Error) as exc:
+                log.warning(
+                    "ami %s: cannot look for calls missed while away (%s)",
+                    self.name, (str(exc).strip().splitlines() or [repr(exc)])[0],
+                )  # fmt: skip
+
+    async def _fill_gap(self, since: float, until: float) -> None:
+        assert self.queue_log is not None
+        entries = await asyncio.to_thread(self.queue_log.lines_since, since)
+        visits = core.unseen_calls(self.name, entries, since, until)
+        for callid in [c for c in visits if c in self.state.calls]:
+            del visits[callid]  # followed live: its own events close it
+        if not visits:
+            return
+        known = await self.writer.calls_by_id(self.name, list(visits))
+        fixed: list[core.Change] = []
+        for callid, lines in visits.items():
+            ours = known.get(callid)
+            if ours is None:
+                fixed.append(core.CallChanged(core.call_from_queue_log(self.name, callid, lines)))
+                continue
+            better = replace(core.reconcile_call(ours, lines), closed=True)
+            if _FIGURES(better) != _FIGURES(ours):
+                fixed.append(core.CallChanged(better))
+        if fixed:
+            log.info("ami %s: %d calls missed or mistaken while away, taken from queue_log",
+                     self.name, len(fixed))  # fmt: skip
+            self.counters.reconciled += len(fixed)
+            self.emit(fixed)
 
     async def _reconcile(self, gone: list[core.CallChanged | core.VisitChanged]) -> None:
         calls = [change.call for change in gone]

@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -43,6 +44,7 @@ from callcenter.bridge.rows import (
 )
 from callcenter.bridge.spool import Spool, SpoolFull
 from callcenter.core.records import Call
+from callcenter.domain import CallOutcome
 from callcenter.recordings.track import ROW_COLUMNS as REC_COLUMNS
 from callcenter.recordings.track import ROW_TIME_COLUMNS as REC_TIME_COLUMNS
 
@@ -137,6 +139,11 @@ SELECT {", ".join(REC_COLUMNS)} FROM recordings
  WHERE node = %s AND state = 'recording' ORDER BY started_at
 """
 
+# Where a node's call log leaves off: its latest call start or end.
+LAST_CALL_AT = """
+SELECT extract(epoch FROM max(greatest(started_at, ended_at))) AS at FROM calls WHERE node = %s
+"""
+
 # The calls of a node the call log holds open, with their newest queue visit.
 _OPEN_CALL_COLUMNS = ", ".join(f"c.{col}" for col in CALL_COLUMNS)
 OPEN_CALLS = f"""
@@ -149,6 +156,9 @@ SELECT {_OPEN_CALL_COLUMNS},
  WHERE c.node = %s AND c.outcome IS NULL
  ORDER BY c.started_at
 """
+
+# Some calls of a node by uniqueid, with their newest queue visit (as OPEN_CALLS).
+CALLS_BY_ID = OPEN_CALLS.replace("c.outcome IS NULL", "c.uniqueid = ANY(%s)")
 
 
 def _call_params(rows: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -336,11 +346,9 @@ class CallLogWriter:
             )
         return self._conn
 
-    async def open_calls(self, node: str) -> list[Call]:
-        """The calls of ``node`` the call log holds open (no outcome): calls a stop of the
-        services cut, whose end the bridge never saw. On a connection of its own (the
-        writer's may be busy); raises psycopg.Error / OSError / TimeoutError when the
-        database is away."""
+    async def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Rows of one query on a connection of its own (the writer's may be busy); raises
+        psycopg.Error / OSError / TimeoutError when the database is away."""
         from psycopg.rows import dict_row
 
         async with asyncio.timeout(max(5.0, self.connect_timeout * 2)):
@@ -349,11 +357,36 @@ class CallLogWriter:
                 row_factory=dict_row,
             )  # fmt: skip
             try:
-                cur = await conn.execute(OPEN_CALLS, (node,))
-                rows = await cur.fetchall()
+                cur = await conn.execute(sql, params)
+                return await cur.fetchall()
             finally:
                 await conn.close()
-        return [open_call(row) for row in rows]
+
+    async def last_call_at(self, node: str) -> float | None:
+        """The latest start or end of a call of ``node`` in the call log (epoch), None when
+        it has none: where a bridge that stopped left off."""
+        rows = await self._query(LAST_CALL_AT, (node,))
+        value = rows[0]["at"] if rows else None
+        return float(value) if value is not None else None
+
+    async def calls_by_id(self, node: str, uniqueids: Sequence[str]) -> dict[str, Call]:
+        """The call log's calls of ``node`` among ``uniqueids``, as the core's records
+        (closed ones with their outcome)."""
+        out: dict[str, Call] = {}
+        for row in await self._query(CALLS_BY_ID, (node, list(uniqueids))):
+            call = open_call(row)
+            if row["outcome"] is not None:
+                with contextlib.suppress(ValueError):
+                    call = replace(call, outcome=CallOutcome(row["outcome"]), closed=True)
+            out[call.uniqueid] = call
+        return out
+
+    async def open_calls(self, node: str) -> list[Call]:
+        """The calls of ``node`` the call log holds open (no outcome): calls a stop of the
+        services cut, whose end the bridge never saw. On a connection of its own (the
+        writer's may be busy); raises psycopg.Error / OSError / TimeoutError when the
+        database is away."""
+        return [open_call(row) for row in await self._query(OPEN_CALLS, (node,))]
 
     def add_recordings(self, rows: Iterable[dict[str, Any]]) -> None:
         """Recording rows (:func:`callcenter.recordings.track.row`) into the open batch."""

@@ -75,6 +75,11 @@ ORIGINATE_GRACE = 30.0
 PREVIEW_AGENT_WAIT = 10.0
 #: Seconds a campaign's day counters may be behind (re-read from the database this often).
 COUNTS_EVERY = 5.0
+#: Seconds between two reads of a campaign's contacts' time zones: contacts imported into a
+#: zone it had none in are dialled from the next read on (a scan of the campaign's contacts,
+#: ~0.1 s for a million; judging every zone of the tz database at each claim, and asking the
+#: database for contacts in any of ~600 of them, was most of a busy dialer's CPU).
+ZONES_EVERY = 60.0
 
 
 def _at(epoch: float | None) -> dt.datetime | None:
@@ -103,6 +108,12 @@ class CampaignRun:
     today: dict[str, int] = field(default_factory=dict)
     contacts_left: int = 0
     counted_at: float = 0.0
+    #: When this dialer last took or renewed the lease (clock seconds).
+    leased_at: float = 0.0
+    #: The time zones of its contacts still to call (read every ZONES_EVERY seconds): the
+    #: only ones whose calling window each claim needs to judge. None: not read yet.
+    zones: tuple[str, ...] | None = None
+    zones_at: float = 0.0
     #: agent name -> when this dialer last connected a call to them
     connected: dict[str, float] = field(default_factory=dict)
 
@@ -230,7 +241,7 @@ class Dialer:
 
     def _write(self, batch: list[tracker.Change]) -> None:
         with Session(self.engine) as session, session.begin():
-            for change in batch:
+            for change in coalesce(batch):
                 if isinstance(change, tracker.AttemptUpdate):
                     cols = {
                         k: (_at(v) if k.endswith("_at") and isinstance(v, float) else v)
@@ -416,19 +427,30 @@ class Dialer:
                     lease.release(session, cid, self.holder)
                     self._drop(cid, "campaign no longer running")
             for c in running:
-                if not lease.acquire(session, c.id, self.holder, now=at, ttl=ttl):
+                run = self.runs.get(c.id)
+                # Renewed a third of the way through, not every tick: while it is ours and
+                # unexpired, no other dialer can take it.
+                due = run is None or now - run.leased_at >= ttl / 3
+                if due and not lease.acquire(session, c.id, self.holder, now=at, ttl=ttl):
                     if c.id in self.runs:
                         self._drop(c.id, "lease taken by another dialer")
                     continue
-                run = self.runs.get(c.id)
                 if run is None:
-                    self.runs[c.id] = self._start_run(session, c, now)
+                    run = self.runs[c.id] = self._start_run(session, c, now)
                     fresh = True
                 else:
                     run.campaign = c
                     run.settings = _pacer_settings(c)
-                if now - self.runs[c.id].counted_at >= COUNTS_EVERY:
-                    self._count(session, self.runs[c.id], now)
+                if due:
+                    run.leased_at = now
+                grew = False
+                if now - run.counted_at >= COUNTS_EVERY:
+                    left = run.contacts_left
+                    self._count(session, run, now)
+                    grew = run.contacts_left > left  # contacts imported: maybe new zones
+                if run.zones is None or grew or now - run.zones_at >= ZONES_EVERY:
+                    run.zones = tuple(scheduling.contact_zones(session, c.id))
+                    run.zones_at = now
         return fresh
 
     def _drop(self, campaign_id: int, why: str) -> None:
@@ -564,6 +586,7 @@ class Dialer:
                 paced=paced,
                 caller_id=campaign.caller_id,
                 site_tz=self.site_tz,
+                zones=run.zones,
             )
 
     def _originate(self, run: CampaignRun, item: scheduling.Claimed, now: float) -> None:
@@ -756,6 +779,31 @@ class Dialer:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def coalesce(batch: Iterable[tracker.Change]) -> list[tracker.Change]:
+    """The same writes in fewer statements: an attempt's updates in one batch (ringing,
+    answered, queued, connected... often within a second) merged into one, the later value
+    of a column winning, placed where the first was; an attempt's end stays after them.
+    Different attempts are different rows, so their order does not matter."""
+    out: list[tracker.Change] = []
+    merged: dict[str, int] = {}  # channel -> index in out of its open merged update
+    for change in batch:
+        if isinstance(change, tracker.AttemptUpdate):
+            i = merged.get(change.channel_id)
+            if i is None:
+                merged[change.channel_id] = len(out)
+                out.append(change)
+            else:
+                prev = out[i]
+                assert isinstance(prev, tracker.AttemptUpdate)
+                out[i] = tracker.AttemptUpdate(
+                    change.channel_id, {**prev.columns, **change.columns}
+                )
+        else:
+            merged.pop(change.track.channel_id, None)
+            out.append(change)
+    return out
 
 
 def _field(payload: bytes, key: str) -> bool | None:

@@ -27,10 +27,12 @@ from callcenter.core.changes import (
 from callcenter.core.config import CoreConfig, QueueConfig
 from callcenter.core.queue_log import (
     QueueLogEntry,
+    call_from_queue_log,
     parse_queue_log,
     parse_queue_log_line,
     reconcile_call,
     split_visits,
+    unseen_calls,
     visit_lines,
 )
 from callcenter.core.records import (
@@ -73,6 +75,7 @@ __all__ = [
     "State",
     "VisitChanged",
     "apply",
+    "call_from_queue_log",
     "connection_lost",
     "ignores_var_set",
     "initial_state",
@@ -85,5 +88,6 @@ __all__ = [
     "retire_queues",
     "split_visits",
     "tick",
+    "unseen_calls",
     "visit_lines",
 ]

@@ -26,11 +26,12 @@ ATTENDEDTRANSFER           BRIDGE|<bridge id>, APP|<app> or LINK|<chan>|<chan> (
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from callcenter.core.records import Call
-from callcenter.domain import CallOutcome
+from callcenter.core.records import Call, CallPhase
+from callcenter.domain import CallOutcome, Direction
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,3 +258,51 @@ def _transferred(call: Call, e: QueueLogEntry) -> tuple[Call, float | None]:
         original_position=_int(position) or call.original_position,
         outcome=CallOutcome.TRANSFERRED,
     ), e.time
+
+
+#: An Asterisk Uniqueid (``<epoch>.<n>``): what an inbound caller's channel has. The dialer
+#: and callbacks originate with a ChannelId of their own (a UUID), so a callid that is not one
+#: is an outbound call.
+_UNIQUEID = re.compile(r"\d+\.\d+")
+
+
+def unseen_calls(
+    node: str, entries: Iterable[QueueLogEntry], since: float, until: float
+) -> dict[str, list[QueueLogEntry]]:
+    """The queue visits queue_log shows entering a queue at ``since`` or later and over by
+    ``until``, by callid, with their lines (one visit per callid: the first; a call of several
+    visits the bridge missed entirely keeps its other visits for the next live event or
+    reconciliation to bring). For the calls a bridge could not see: those that began and
+    ended while it was not connected."""
+    by_call: dict[str, list[QueueLogEntry]] = {}
+    for entry in entries:
+        if entry.callid and entry.callid not in ("NONE", "MANAGER"):
+            by_call.setdefault(entry.callid, []).append(entry)
+    out: dict[str, list[QueueLogEntry]] = {}
+    for callid, lines in by_call.items():
+        visits = split_visits(lines)
+        if not visits:
+            continue
+        first = visits[0]
+        enter = next((e for e in first if e.event == "ENTERQUEUE"), None)
+        end = next((e for e in first if e.event in _TERMINAL), None)
+        if enter is None or end is None or enter.time < since or end.time > until:
+            continue
+        out[callid] = first
+    return out
+
+
+def call_from_queue_log(node: str, callid: str, lines: Sequence[QueueLogEntry]) -> Call:
+    """A closed call made from its queue_log lines alone (:func:`unseen_calls`): what
+    queue_log records (queue, caller number, wait, talk, agent, outcome, position, rings),
+    started at its ENTERQUEUE (the time before the queue is not in queue_log), no channel, DID
+    or caller name (not there either)."""
+    enter = lines[0]
+    direction = Direction.INBOUND if _UNIQUEID.fullmatch(callid) else Direction.OUTBOUND
+    skeleton = Call(
+        node=node, uniqueid=callid, linkedid=callid, direction=direction, channel="",
+        caller_number="", caller_name="", did="", started_at=enter.time,
+        phase=CallPhase.POST_QUEUE, queue=enter.queue, queued_at=enter.time, visit=1,
+        closed=True,
+    )  # fmt: skip
+    return reconcile_call(skeleton, lines)

@@ -4,10 +4,10 @@ same rules as ``callcenter report``, so the board and the report agree).
 :class:`KpiRefresher` queries them in a worker thread, never for a browser: after a call moved
 on (:meth:`KpiRefresher.poke`) once the bridge has had time to write it, at most once per
 ``kpi_interval`` (and in at most a fifth of the time), and at least every ``kpi_max_age`` (so
-the day rolls over at midnight in the site's time zone), or every ``kpi_interval`` while a
-caller waits within their queue's SL threshold (past it, they are missed: SL changes with no
-event). The result is one small dict that every browser gets; when the database is away the
-last figures stay, marked with the error.
+the day rolls over at midnight in the site's time zone), and when a caller waiting within
+their queue's SL threshold passes it (they are then missed: SL changes with no event). The
+result is one small dict that every browser gets; when the database is away the last figures
+stay, marked with the error.
 """
 
 from __future__ import annotations
@@ -67,6 +67,28 @@ def bounded(session: Session) -> Session:
     session.execute(sa.text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
     session.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))
     return session
+
+
+_NEXT_SL_MISS_SQL = sa.text("""
+SELECT min(v.queued_at + make_interval(secs => coalesce(q.service_level_seconds, :default_sl) + 1))
+  FROM queue_visits v
+  LEFT JOIN queues q ON q.name = v.queue
+ WHERE v.queued_at >= :since AND v.queued_at < :now
+   AND v.outcome IS NULL AND v.answered_at IS NULL
+   AND v.queued_at + make_interval(secs => coalesce(q.service_level_seconds, :default_sl) + 1)
+       > CAST(:now AS timestamptz)
+""")
+
+
+def next_sl_miss(session: Session, since: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+    """When the first caller waiting within their queue's SL threshold passes it (the
+    moment :data:`reports.QUEUE_SQL` stops counting them in ``sl_pending``): the figures
+    change then with no event to say so."""
+    found = session.execute(
+        _NEXT_SL_MISS_SQL,
+        {"since": since, "now": now, "default_sl": reports.DEFAULT_SL_SECONDS},
+    ).scalar()
+    return found if isinstance(found, dt.datetime) else None
 
 
 def agent_calls(session: Session, since: dt.datetime, until: dt.datetime) -> dict[str, int]:
@@ -138,7 +160,10 @@ def day_figures(
         found = session.execute(_THRESHOLDS_SQL, {"names": quiet}).all()
         thresholds = {str(name): seconds for name, seconds in found}
     with_satisfaction(queue_rows, total_row, answers, thresholds)
+    miss = next_sl_miss(session, since, until) if total.sl_pending else None
     return {
+        # Not shown: when to query again (KpiRefresher takes it out of the view).
+        "next_sl_miss": miss.timestamp() if miss is not None else None,
         "day": since.astimezone(tz).date().isoformat(),
         "since": since.isoformat(),
         "until": until.isoformat(),
@@ -185,6 +210,8 @@ class KpiRefresher:
         self.refreshed_at: float | None = None
         self.last_seconds: float | None = None
         self.refreshes = 0
+        #: Epoch seconds when a waiting caller passes their SL threshold (None: nobody will).
+        self.next_sl_miss: float | None = None
         self._trigger = asyncio.Event()
 
     def _rules(self) -> dict[str, Any]:
@@ -222,6 +249,7 @@ class KpiRefresher:
                 self.on_change()
             return
         self.failure = None
+        self.next_sl_miss = view.pop("next_sl_miss", None)
         self.last_seconds = time.perf_counter() - started
         self.refreshes += 1
         self.refreshed_at = time.time()
@@ -237,10 +265,16 @@ class KpiRefresher:
             done = time.monotonic()
             poked = False
             # A caller waiting within the threshold is missed once past it, with no event to
-            # say so: while there is one, the figures are queried again at the usual pace.
+            # say so: the figures are queried again at that moment (or, not knowing it, at
+            # the usual pace), not every second while somebody waits.
             pending = (self.view.get("total") or {}).get("sl_pending")
+            wait = self.max_age
+            if pending and self.next_sl_miss is not None:
+                wait = min(self.max_age, max(self.interval, self.next_sl_miss - time.time()))
+            elif pending:
+                wait = self.interval
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval if pending else self.max_age):
+                async with asyncio.timeout(wait):
                     await self._trigger.wait()
                     poked = True
             self._trigger.clear()

@@ -512,6 +512,56 @@ def _cdr_end(row: Sequence[str]) -> float | None:
         return None
 
 
+def _cdr_time(value: str) -> float | None:
+    import datetime as dt
+
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S").timestamp()
+    except ValueError:
+        return None
+
+
+def call_spans(
+    entries: Sequence[QueueLogEntry], cdr: Sequence[Sequence[str]]
+) -> dict[str, tuple[float, float]]:
+    """When each call was up, as epochs, by the keys disagreements name: queue_log's callid
+    (first to last line) and the CDR's uniqueid (start to end, whole seconds)."""
+    spans: dict[str, tuple[float, float]] = {}
+    for e in entries:
+        if e.callid and e.callid not in ("NONE", "MANAGER"):
+            lo, hi = spans.get(e.callid, (e.time, e.time))
+            spans[e.callid] = (min(lo, e.time), max(hi, e.time))
+    for row in cdr:
+        start, end = _cdr_time(row[8]), _cdr_time(row[10])
+        if start is None or end is None:
+            continue
+        lo, hi = spans.get(row[16], (start, end + 1))
+        spans[row[16]] = (min(lo, start), max(hi, end + 1))
+    return spans
+
+
+def attribute(
+    disagreements: Sequence[Disagreement],
+    spans: Mapping[str, tuple[float, float]],
+    windows: Mapping[str, tuple[float, float]],
+    margin: float = 5.0,
+) -> dict[str, list[Disagreement]]:
+    """Each fault's share of the final disagreements: those about a call that was up from
+    ``margin`` seconds before the fault began until ``margin`` after the live state agreed
+    again (``windows``: fault -> (began, reconverged), epochs). A disagreement may fall to
+    two faults close together, or to none (a call far from every fault, or a contact, which
+    has no span): the run's total counts it either way."""
+    out: dict[str, list[Disagreement]] = {name: [] for name in windows}
+    for d in disagreements:
+        span = spans.get(d.call)
+        if span is None:
+            continue
+        for name, (began, back) in windows.items():
+            if span[0] <= back + margin and span[1] >= began - margin:
+                out[name].append(d)
+    return out
+
+
 def compare_attempts(
     attempts: Sequence[Mapping[str, Any]],
     cdr: Sequence[Sequence[str]],

@@ -49,10 +49,17 @@ class Plan:
     #: The services' --log-level: debug, so that the scan for secrets reads the lines an
     #: operator chasing a problem would switch on too.
     log_level: str = "debug"
+    #: The tests' shorter intervals (:data:`QUICK_INTERVALS`); the long soak: the settings'.
+    quick_intervals: bool = True
 
 
 @dataclasses.dataclass
 class FaultResult:
+    """One fault. ``lost``: the disagreements of the final comparison (after the traffic,
+    everything settled) about calls that were up around the fault (:func:`soak.attribute`);
+    ``lost_at_fault``: what the comparison right after the fault showed more than the one
+    before it (under load our log may still be catching up then: an early reading)."""
+
     name: str
     at: float  # seconds since the traffic started
     lost: int
@@ -63,6 +70,11 @@ class FaultResult:
     #: reached a queue (queue_log has no ENTERQUEUE of theirs).
     in_ivr: tuple[str, ...] = ()
     stranded: tuple[str, ...] = ()
+    #: From the fault's start to the live state agreeing with Asterisk again (epochs).
+    window: tuple[float, float] = (0.0, 0.0)
+    lost_at_fault: int = 0
+    #: The final disagreements attributed to this fault (call and why).
+    disagreements: tuple[soak.Disagreement, ...] = ()
 
 
 @dataclasses.dataclass
@@ -341,13 +353,19 @@ def service_env(pbx: Pbx, pg_url: str, broker_port: int, wallboard_port: int, tm
         "CALLCENTER_AGI__FALLBACK_QUEUE": "sales",
         "CALLCENTER_WALLBOARD__PORT": str(wallboard_port),
         "CALLCENTER_DIALER__CUSTOMER_CHANNEL": CUSTOMERS,
-        "CALLCENTER_DIALER__TICK": "0.5",
-        "CALLCENTER_DIALER__LEASE_SECONDS": "5",
         "CALLCENTER_DIALER__NAME": "soak-dialer",
         "CALLCENTER_BRIDGE__SPOOL_DIR": str(tmp / "spool"),
-        "CALLCENTER_BRIDGE__FLUSH_INTERVAL": "0.5",
-        "CALLCENTER_WEBHOOKS__POLL_INTERVAL": "1",
     }
+
+
+#: The tests' shorter intervals (a faster dialer tick and lease, the call log half a second
+#: behind): the long soak runs with the settings' own, as `callcenter run` does, so that its
+#: CPU is what production spends.
+QUICK_INTERVALS = {
+    "CALLCENTER_DIALER__TICK": "0.5",
+    "CALLCENTER_DIALER__LEASE_SECONDS": "5",
+    "CALLCENTER_BRIDGE__FLUSH_INTERVAL": "0.5",
+}
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> bool:
@@ -405,6 +423,7 @@ class Soak:
 
     async def fault(self, name: str, short: bool) -> FaultResult:
         at = time.monotonic() - self.t0
+        began = time.time()
         before = await self.settled_comparison(timeout=20)
         note = ""
         in_ivr: tuple[str, ...] = ()
@@ -445,6 +464,7 @@ class Soak:
             raise ValueError(f"unknown fault {name!r} (one of {', '.join(FAULTS)})")
         back = time.monotonic()
         seconds = await self.converged(since=back)
+        window = (began, time.time())
         after = await self.settled_comparison()
         if name == "mosquitto":
             back_in = soak.broker_reconnects(self.broker.log, log_from, started)
@@ -453,7 +473,18 @@ class Soak:
         return FaultResult(name, round(at, 1), after.lost - before.lost,
                            after.duplicates - before.duplicates,
                            None if seconds is None else round(seconds, 2), note, in_ivr,
-                           stranded)  # fmt: skip
+                           stranded, window)  # fmt: skip
+
+    def attribute(self, final: soak.Comparison, results: list[FaultResult]) -> list[FaultResult]:
+        """Each fault's ``lost`` from the final comparison (see :class:`FaultResult`)."""
+        text = (self.pbx.directory / "log" / "queue_log").read_text(errors="replace")
+        entries = list(parse_queue_log(text[self.queue_log_from :]))
+        cdr = soak.read_cdr(self.pbx.directory / "log" / "cdr-custom" / "Master.csv")
+        spans = soak.call_spans(entries, cdr)
+        shares = soak.attribute(final.disagreements, spans, {r.name: r.window for r in results})
+        return [dataclasses.replace(r, lost=len(shares[r.name]), lost_at_fault=r.lost,
+                                    disagreements=tuple(shares[r.name]))
+                for r in results]  # fmt: skip
 
     async def in_ivr(self) -> tuple[str, ...]:
         """Uniqueids of the channels running AGI() now (CoreShowChannels)."""
@@ -503,10 +534,13 @@ class Soak:
         return True
 
     def try_later(self) -> list[str]:
-        """Callers who heard "please try to call later" (CDR lastdata), by uniqueid: with a
-        fallback queue, none should."""
+        """Callers who heard "please try to call later" (CDR lastdata) without ever reaching
+        a queue, by uniqueid: with a fallback queue, none should. (After a queue's time-out,
+        or a queue nobody is logged in to, the message is what [inbound-queue] plays.)"""
         rows = soak.read_cdr(self.pbx.directory / "log" / "cdr-custom" / "Master.csv")
-        return [r[16] for r in rows if r[7].startswith("please-try-call-later")]
+        queued = self.queued()
+        return [r[16] for r in rows
+                if r[7].startswith("please-try-call-later") and r[16] not in queued]  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -561,6 +595,8 @@ async def running(plan: Plan, binary: Path, sipp: str, work: Path) -> AsyncItera
                 env = service_env(pbx, pg.url, broker.port, port, work,
                                   f"ccsoak-{secrets.token_hex(3)}")  # fmt: skip
                 env["CALLCENTER_WALLBOARD__SECRET_KEY"] = creds.secret_key
+                if plan.quick_intervals:
+                    env.update(QUICK_INTERVALS)
                 services = soak.Services(cfg, env, work / "logs", plan.log_level)
                 services.start_all()
                 base = f"http://127.0.0.1:{port}"
@@ -650,6 +686,7 @@ async def soak_run(plan: Plan, binary: Path, sipp: str, *, short: bool) -> Outco
                 await run.attempts_done(120)
                 await asyncio.sleep(5)
                 final = await run.settled_comparison(timeout=90)
+                results = run.attribute(final, results)
                 elapsed = time.monotonic() - run.t0
                 run.services.mark_rss("end")
                 cpu = {n: round(s.cpu() - cpu0.get(n, 0.0), 2)

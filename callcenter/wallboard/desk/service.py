@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 LATENCIES = 4096
 #: Seconds between looks for answered calls left undocumented.
 UNDOCUMENTED_EVERY = 30.0
+#: Seconds a queue's "disposition required" is believed before it is read again.
+REQUIRES_TTL = 30.0
 #: The pause reason of an agent who must document their last call first.
 DOCUMENTING = "documenting"
 
@@ -111,6 +113,9 @@ class Desk:
         self.control: AgentControl | None = None
         #: agent -> (node, uniqueid) of the call they were paused to document
         self.documenting: dict[str, tuple[str, str]] = {}
+        #: queue -> (whether it requires a disposition, when that was read): queues change
+        #: rarely, calls end many times a second.
+        self._requires: dict[str, tuple[bool, float]] = {}
 
     # --- pages --------------------------------------------------------------------------
 
@@ -200,9 +205,15 @@ class Desk:
     def _undocumented(self, node: str, uniqueid: str, queue: str, agent: str) -> bool:
         """Whether the queue needs a disposition and the agent has saved none (a thread)."""
         with Session(self.engine) as session:
-            required = session.scalar(
-                sa.select(Queue.disposition_required).where(Queue.name == queue)
-            )
+            known = self._requires.get(queue)
+            now = time.monotonic()
+            if known is None or now - known[1] >= REQUIRES_TTL:
+                required = bool(
+                    session.scalar(sa.select(Queue.disposition_required).where(Queue.name == queue))
+                )
+                self._requires[queue] = (required, now)
+            else:
+                required = known[0]
             if not required:
                 return False
             saved = session.scalar(
