@@ -469,12 +469,14 @@ class NodeBridge:
             since = await self._gaps.get()
             if self.queue_log is None:
                 continue
-            await asyncio.sleep(GAP_SETTLE)
             try:
-                if since is None:  # a start: where the call log stops
+                # At a start: where the call log stops, read now -- not after the settling,
+                # when it holds calls of this process, which would move the look forward.
+                if since is None:
                     since = await self.writer.last_call_at(self.name)
                 if since is None:
                     continue
+                await asyncio.sleep(GAP_SETTLE)
                 await self._fill_gap(since - GAP_MARGIN, self.clock() - 3.0)
             except (OSError, TimeoutError, psycopg.Error) as exc:
                 log.warning(
