@@ -48,11 +48,15 @@ class Expected:
     talk: float | None
 
 
-def expected_from_queue_log(entries: Iterable[QueueLogEntry]) -> dict[str, Expected]:
-    """What queue_log says of each call: outcome, agent, wait and talk (whole seconds)."""
+def expected_from_queue_log(
+    entries: Iterable[QueueLogEntry], is_call: Callable[[str], object] = UNIQUEID.fullmatch
+) -> dict[str, Expected]:
+    """What queue_log says of each finished call: outcome, agent, wait and talk (whole
+    seconds). ``is_call``: which callids are calls (by default a Uniqueid, not NONE or
+    MANAGER; the soak's dialer customers carry a UUID)."""
     by_call: dict[str, list[QueueLogEntry]] = {}
     for entry in entries:
-        if UNIQUEID.fullmatch(entry.callid):  # a Uniqueid, not NONE or MANAGER
+        if is_call(entry.callid):
             by_call.setdefault(entry.callid, []).append(entry)
     out = {}
     for callid, lines in by_call.items():

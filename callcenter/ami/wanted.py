@@ -173,17 +173,6 @@ REPLY_EVENTS: tuple[str, ...] = (
     "CoreShowChannelsComplete",
 )
 
-#: Every include filter of the AMI user, in the order manager.conf lists them.
-INCLUDES: tuple[Include, ...] = (
-    *(Include(name) for name in EVENTS),
-    *(
-        Include(name, header, value)
-        for name, rules in NARROWED.items()
-        for header, values in rules
-        for value in values
-    ),
-)
-
 #: Every event name that reaches us, from the stream (filtered) or as a reply.
 NAMES: frozenset[str] = frozenset({*EVENTS, *NARROWED, *REPLY_EVENTS})
 
@@ -260,25 +249,18 @@ DIALER = Reader(
 )  # fmt: skip
 
 
+#: Every include filter of the bridge's user, in the order manager.conf lists them.
+INCLUDES: tuple[Include, ...] = BRIDGE.includes()
+
+
 def passes(fields: Mapping[str, str], narrow: Narrowed = NARROWED) -> bool:
     """Whether Asterisk sends an event with these headers through :data:`EVENTS` and
-    ``narrow`` (default :data:`NARROWED`, i.e. :data:`INCLUDES`): ``should_send_event`` with
-    include filters only, for tests and replays. An empty header value never matches (Asterisk
-    skips it)."""
-    name = fields.get("Event")
-    if name is None:
-        return False
-    if name in _WHOLE:
-        return True
-    rules = narrow.get(name)
-    if rules is None:
-        return False
-    return any(fields.get(header, "").strip() in values for header, values in rules)
-
-
-_WHOLE = frozenset(EVENTS)
+    ``narrow`` (default :data:`NARROWED`, i.e. the bridge's user): ``should_send_event``
+    with include filters only, for tests and replays. An empty header value never matches
+    (Asterisk skips it)."""
+    return Reader(EVENTS, narrow, read="", write="").passes(fields)
 
 
 def manager_lines() -> list[str]:
-    """The ``eventfilter`` lines of the AMI user's section of manager.conf."""
-    return [include.line() for include in INCLUDES]
+    """The ``eventfilter`` lines of the bridge's user's section of manager.conf."""
+    return BRIDGE.manager_lines()

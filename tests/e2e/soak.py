@@ -36,7 +36,7 @@ import aiohttp
 
 from callcenter.core.queue_log import QueueLogEntry, parse_queue_log
 from tests.test_asterisk_live import Ami, free_port
-from tests.test_bridge import Expected
+from tests.test_bridge import Expected, expected_from_queue_log
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES: dict[str, list[str]] = {
@@ -425,39 +425,12 @@ def read_cdr(path: Path) -> list[list[str]]:
         return [row for row in csv.reader(fh) if len(row) >= 17]
 
 
-#: queue_log's closing events and the outcome our call log gives each (tests/test_bridge.py).
-OUTCOMES = {
-    "COMPLETECALLER": "answered",
-    "COMPLETEAGENT": "answered",
-    "ABANDON": "abandoned",
-    "EXITWITHTIMEOUT": "timed_out",
-    "EXITWITHKEY": "exit_key",
-    "EXITEMPTY": "exit_empty",
-}
-
-
 def expected_visits(entries: Sequence[QueueLogEntry]) -> dict[str, Expected]:
-    """What queue_log says of each finished queue visit, by callid: outcome, agent, wait and
-    talk (whole seconds). Unlike tests/test_bridge.py's helper, a callid need not look like a
-    Uniqueid: the dialer's customers carry the ChannelId it gave Originate (a UUID). Only
-    ``NONE`` and ``MANAGER`` (member and queue lines) are not calls."""
-    by_call: dict[str, list[QueueLogEntry]] = {}
-    for entry in entries:
-        if entry.callid and entry.callid not in ("NONE", "MANAGER"):
-            by_call.setdefault(entry.callid, []).append(entry)
-    out = {}
-    for callid, lines in by_call.items():
-        end = next((e for e in lines if e.event in OUTCOMES), None)
-        if end is None:
-            continue  # still in progress
-        connect = next((e for e in lines if e.event == "CONNECT"), None)
-        if end.event.startswith("COMPLETE"):
-            wait, talk = float(end.datum(1)), float(end.datum(2))
-        else:
-            wait = float(end.datum(4) if end.event == "EXITWITHKEY" else end.datum(3))
-            talk = None
-        out[callid] = Expected(OUTCOMES[end.event], connect.agent if connect else None, wait, talk)
-    return out
+    """What queue_log says of each finished queue visit, by callid (tests/test_bridge.py's
+    reading). A callid need not look like a Uniqueid here: the dialer's customers carry the
+    ChannelId it gave Originate (a UUID). Only ``NONE`` and ``MANAGER`` (member and queue
+    lines) are not calls."""
+    return expected_from_queue_log(entries, lambda callid: callid not in ("", "NONE", "MANAGER"))
 
 
 def compare_calls(
@@ -504,12 +477,7 @@ def compare_calls(
 def _cdr_end(row: Sequence[str]) -> float | None:
     """The CDR's end (column 11, ``YYYY-MM-DD HH:MM:SS`` in Asterisk's local time, which is
     this machine's) as an epoch, None when unreadable."""
-    import datetime as dt
-
-    try:
-        return dt.datetime.strptime(row[10], "%Y-%m-%d %H:%M:%S").timestamp()
-    except ValueError:
-        return None
+    return _cdr_time(row[10])
 
 
 def _cdr_time(value: str) -> float | None:
