@@ -161,7 +161,7 @@ class WallboardSettings:
     longest_wait_alert: float = 60.0
     abandon_rate_alert: float = 0.05
     push_interval: float = 0.1  # least seconds between pushes to browsers
-    kpi_interval: float = 1.0  # least seconds between queries of today's figures
+    kpi_interval: float = 2.0  # least seconds between queries of today's figures
     kpi_max_age: float = 30.0  # ...and at least this often
     session_hours: float = 12.0
     tv_session_days: float = 400.0  # browsers cap cookies at 400 days
@@ -845,7 +845,7 @@ waiting_alert = 5
 longest_wait_alert = 60.0
 abandon_rate_alert = 0.05
 push_interval = 0.1      # least seconds between pushes to browsers
-kpi_interval = 1.0       # least seconds between queries of today's figures
+kpi_interval = 2.0       # least seconds between queries of today's figures
 kpi_max_age = 30.0       # ...and at least this often
 session_hours = 12.0
 tv_session_days = 400.0  # read-only TV screens stay logged in this long

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -31,6 +32,10 @@ def run_until_signalled(main: Main) -> None:
     """Run ``main(stop)``; SIGTERM or SIGINT sets ``stop``, and ``main`` must then return."""
 
     async def runner() -> None:
+        # What exists now (modules, settings, the parts) lives as long as the process: out of
+        # the cyclic collector's full passes, which each service's per-event garbage would
+        # otherwise make scan it again and again (the bridge's run freezes its parts too).
+        gc.freeze()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -42,6 +42,7 @@ def figures(outcome: object) -> dict[str, float]:
     ours = sum(outcome.cpu.values())
     out: dict[str, float] = {
         "soak.calls": float(c.calls),
+        "soak.inbound_calls": float(c.inbound),
         "soak.attempts": float(c.attempts),
         "soak.lost_records": float(c.lost),
         "soak.duplicates": float(c.duplicates),
@@ -64,8 +65,8 @@ def report(outcome: object) -> None:
 
     assert isinstance(outcome, Outcome)
     c = outcome.comparison
-    print(f"\nsoak: {outcome.seconds / 60:.1f} min, {c.calls} queue calls, {c.attempts} attempts, "
-          f"lost {c.lost}, duplicates {c.duplicates}")  # fmt: skip
+    print(f"\nsoak: {outcome.seconds / 60:.1f} min, {c.calls} queue calls ({c.inbound} of SIPp "
+          f"callers), {c.attempts} attempts, lost {c.lost}, duplicates {c.duplicates}")  # fmt: skip
     print(f"\n{'process':<12}{'CPU s':>10}{'RSS start MB':>14}{'RSS end MB':>12}")
     for name, cpu in sorted(outcome.cpu.items()):
         start, end = outcome.rss[name]
@@ -182,7 +183,13 @@ def main() -> int:
     results.update(figures(outcome))
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(dict(sorted(results.items())), indent=2) + "\n")
-    failed = outcome.comparison.lost or outcome.comparison.duplicates or outcome.leaks
+    c = outcome.comparison
+    if not c.inbound or (plan.contacts and not c.attempts):
+        # A soak whose callers never got through (or whose campaign dialled nobody) measured
+        # something else: its figures are not the soak's.
+        print(f"\nsoak FAILED: {c.inbound} calls of SIPp callers, {c.attempts} attempts")
+    failed = c.lost or c.duplicates or outcome.leaks or not c.inbound
+    failed = failed or bool(plan.contacts and not c.attempts)
     return 1 if failed or any(f.lost or f.duplicates or f.stranded for f in outcome.faults) else 0
 
 

@@ -27,9 +27,10 @@ from callcenter.agi.ivr import load_ivrs
 from callcenter.agi.options import AgiOptions
 from callcenter.agi.screenpop import ScreenPopPublisher
 from callcenter.agi.server import AgiServer
+from callcenter.ami import wanted
 from callcenter.ami.link import AmiLink
 from callcenter.db.engine import session_scope
-from callcenter.db.models import Call
+from callcenter.db.models import Call, Queue
 from callcenter.db.models_ivr import Callback, SurveyAnswer
 from tests.fake_ami import FakeAmi, FakeConnection, frame
 from tests.test_agi_double import AsteriskDouble, CallRecord
@@ -481,6 +482,54 @@ async def _wait_status(engine: Engine, cid: int, status: str) -> None:
             await asyncio.sleep(0.02)
 
 
+async def test_callback_finds_its_originate_response_by_its_own_action_id(db: Engine) -> None:
+    """The placeholder's Originate carries an ActionID of its own that begins with
+    ``cb-`` (the IVR's AMI user is sent only those OriginateResponses: wanted.IVR); a Failure
+    for it puts the callback back to be placed again, and the other events of the call
+    it follows pass the IVR user's filter too."""
+    cid = callback_store.create(
+        db, node=NODE, queue="sales", number="5557654321", caller_uniqueid="77.1",
+        caller_number="5557654321", priority=3, position=None, dial="PJSIP/5557654321@t",
+        now=NOW,
+    )  # fmt: skip
+    async with rig(db, callback_retry_seconds=0) as (r, conn):
+        assert conn is not None
+        service = CallbackService(
+            db, r.ami, NODE, r.services.options, clock=lambda: NOW.timestamp()
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop))
+        try:
+            async with asyncio.timeout(5):
+                while service.originated < 1:
+                    await asyncio.sleep(0.02)
+            (action,) = [a for a in conn.actions if a["Action"] == "Originate"]
+            action_id = action["ActionID"]
+            assert action_id.startswith(wanted.CALLBACK_PREFIX)
+            placeholder = action["ChannelId"]
+            for name, fields in (
+                ("AgentConnect", {"Uniqueid": f"{placeholder}-q", "Linkedid": placeholder}),
+                ("DialEnd", {"Uniqueid": placeholder, "DestUniqueid": "1796.5"}),
+                ("Hangup", {"Uniqueid": f"{placeholder}-q"}),
+            ):
+                assert wanted.IVR.passes({"Event": name, **fields}), name
+            failure = {"ActionID": action_id, "Response": "Failure", "Reason": "0"}
+            assert wanted.IVR.passes({"Event": "OriginateResponse", **failure})
+            await conn.send(event("OriginateResponse", **failure))
+            async with asyncio.timeout(5):
+                while service.originated < 2:
+                    await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await task
+    second = [a["ActionID"] for a in conn.actions if a["Action"] == "Originate"][1]
+    assert second.startswith(wanted.CALLBACK_PREFIX)
+    assert second != action_id
+    row = callback_store.get(db, cid)
+    assert row is not None
+    assert (row.status, row.placeholder) == ("pending", placeholder)
+
+
 async def test_callback_expiry_and_cancelled_placeholders(db: Engine) -> None:
     old = callback_store.create(
         db, node=NODE, queue="sales", number="5551112222", caller_uniqueid="1.1",
@@ -572,3 +621,21 @@ async def test_agi_service_runs_and_stops_cleanly(settings: config.Settings, db:
         async with asyncio.timeout(15):
             await task
     assert service.server.stats.completed == 1
+
+
+def test_max_waits_are_read_again_once_stale(clean_db: Engine) -> None:
+    """The IVR reads a queue's max wait once per ``ttl``, not once per caller."""
+    from callcenter.agi.history import MaxWaits
+
+    with session_scope(clean_db) as s:
+        directory.add_queue(s, "sales", max_wait_seconds=120)
+    now = [100.0]
+    waits = MaxWaits(clean_db, ttl=5.0, clock=lambda: now[0])
+    assert waits("sales") == 120
+    assert waits("nowhere") is None
+    with session_scope(clean_db) as s:
+        s.execute(sa.update(Queue).where(Queue.name == "sales").values(max_wait_seconds=60))
+    now[0] += 4.9
+    assert waits("sales") == 120  # still fresh
+    now[0] += 0.2
+    assert waits("sales") == 60

@@ -140,6 +140,15 @@ async def test_originate_always_async_and_injection_refused() -> None:
         assert sent[0]["Async"] == "true"
         with pytest.raises(ValueError, match="CR/LF"):
             await session.send({"Action": "Originate", "CallerID": "x\r\nAction: Logoff"})
+        # An ActionID of a given prefix (an eventfilter selects the OriginateResponse by it),
+        # still unique: the prefix goes in front of the generated one.
+        ids = []
+        for _ in range(2):
+            reply = await session.originate({"Channel": "Local/1@x"}, action_id_prefix="cb-")
+            ids.append(reply.response.action_id or "")
+        assert [a["ActionID"] for a in conn.actions if a["Action"] == "Originate"][1:] == ids
+        assert all(i.startswith("cb-") and len(i) > 3 for i in ids)
+        assert ids[0] != ids[1]
 
 
 async def test_pending_action_fails_when_connection_drops() -> None:

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.agi.callback import placeholder_ids
 from callcenter.ami import events as ev
 from callcenter.ami import wanted
 from callcenter.ami.protocol import Message
 from callcenter.asterisk import conffile, sample
 from callcenter.asterisk.render import RenderError, render
+from callcenter.campaigns import tracker
 from callcenter.core import CoreConfig, apply, initial_state, tick
 from callcenter.core.state import HANDLERS as CORE_HANDLERS
 from callcenter.recordings import keeper, track
@@ -133,6 +135,39 @@ def test_passes_follows_asterisks_include_rules() -> None:
     assert wanted.passes({"Event": "Newstate", "ChannelState": "6"})
     assert not wanted.passes({"Event": "Newstate", "ChannelState": "4"})
     assert not wanted.passes({"Response": "Success"})
+    # filter_cmp_fn skips the blanks after "Header:" (every byte below "!") and never
+    # matches an empty value; exact is exact (a trailing blank is part of the value).
+    assert wanted.passes({"Event": "Newstate", "ChannelState": " \t6"})
+    assert not wanted.passes({"Event": "Newstate", "ChannelState": "6 "})
+    assert not wanted.passes({"Event": "VarSet", "Variable": "", "Context": "  "})
+
+
+def test_prefix_filters_follow_asterisks_starts_with() -> None:
+    """``method(starts_with)``: ``ast_begins_with`` on the value after the blanks; an empty
+    value never matches; one matching rule of the event's is enough; other events and
+    other headers (``DestLinkedid`` is not ``Linkedid``) do not count."""
+    reader = wanted.Reader(
+        (), {}, read="", write="",
+        prefixed={"Hangup": (("Linkedid", "dialer-"),),
+                  "DialEnd": (("Linkedid", "dialer-"), ("DestLinkedid", "dialer-"))},
+    )  # fmt: skip
+    assert reader.passes({"Event": "Hangup", "Linkedid": "dialer-1"})
+    assert reader.passes({"Event": "Hangup", "Linkedid": "  dialer-1"})
+    assert reader.passes({"Event": "Hangup", "Linkedid": "dialer-"})
+    assert not reader.passes({"Event": "Hangup", "Linkedid": "1796619946.1"})
+    assert not reader.passes({"Event": "Hangup", "Linkedid": "x-dialer-1"})
+    assert not reader.passes({"Event": "Hangup", "Linkedid": "Dialer-1"})
+    assert not reader.passes({"Event": "Hangup", "Linkedid": ""})
+    assert not reader.passes({"Event": "Hangup", "DestLinkedid": "dialer-1"})
+    assert not reader.passes({"Event": "Hangup", "Uniqueid": "dialer-1"})
+    assert not reader.passes({"Event": "Newchannel", "Linkedid": "dialer-1"})
+    assert reader.passes({"Event": "DialEnd", "DestLinkedid": "dialer-1"})
+    assert reader.passes({"Event": "DialEnd", "Linkedid": "1.1", "DestLinkedid": "dialer-1"})
+    assert not reader.passes({"Event": "DialEnd", "Linkedid": "1.1", "DestLinkedid": "1.2"})
+    with pytest.raises(ValueError, match="method"):
+        wanted.Include("Hangup", "Linkedid", "dialer-", "regex")
+    with pytest.raises(ValueError, match="a header and a value"):
+        wanted.Include("Hangup", "Linkedid", "", "starts_with")
 
 
 # --- manager.conf ----------------------------------------------------------------------------
@@ -175,6 +210,44 @@ def test_manager_conf_gives_the_ivr_and_the_dialer_users_of_their_own() -> None:
         node = settings.node("local")
         assert node.login_as(node.ivr_username).username == "callcenter"
         assert node.login_as(node.dialer_username).username == "callcenter"
+
+
+def test_manager_conf_filters_the_dialer_and_the_ivr_by_prefix() -> None:
+    """The lines Asterisk reads for the dialer's and the IVR's users: each event of theirs
+    by a header's prefix (the dialer's UserEvents by name)."""
+    text = render(sample.settings(), [], [], [])["manager.conf"].decode()
+    lines = text.splitlines()
+
+    def section(name: str) -> list[str]:
+        start = lines.index(f"[{name}]") + 1
+        end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), None)
+        return [line for line in lines[start:end] if line.startswith("eventfilter")]
+
+    prefix = "eventfilter(action(include),name("
+    assert section("callcenter-dialer") == [
+        f"{prefix}UserEvent),header(UserEvent),method(exact)) = DialerAMD",
+        f"{prefix}UserEvent),header(UserEvent),method(exact)) = DialerMessage",
+        f"{prefix}OriginateResponse),header(ActionID),method(starts_with)) = dialer-",
+        f"{prefix}Newchannel),header(Linkedid),method(starts_with)) = dialer-",
+        f"{prefix}Newstate),header(Linkedid),method(starts_with)) = dialer-",
+        f"{prefix}DialEnd),header(Linkedid),method(starts_with)) = dialer-",
+        f"{prefix}DialEnd),header(DestLinkedid),method(starts_with)) = dialer-",
+        f"{prefix}QueueCallerJoin),header(Linkedid),method(starts_with)) = dialer-",
+        f"{prefix}AgentConnect),header(Linkedid),method(starts_with)) = dialer-",
+        f"{prefix}Hangup),header(Linkedid),method(starts_with)) = dialer-",
+    ]
+    assert section("callcenter-ivr") == [
+        f"{prefix}AgentConnect),header(Uniqueid),method(starts_with)) = cb-",
+        f"{prefix}DialEnd),header(Uniqueid),method(starts_with)) = cb-",
+        f"{prefix}Hangup),header(Uniqueid),method(starts_with)) = cb-",
+        f"{prefix}OriginateResponse),header(ActionID),method(starts_with)) = cb-",
+    ]
+    assert tracker.CHANNEL_PREFIX == "dialer-"
+    assert wanted.CALLBACK_PREFIX == "cb-"
+    assert tracker.new_channel_id().startswith(tracker.CHANNEL_PREFIX)
+    assert placeholder_ids(7, 1796619946.5)[0].startswith(wanted.CALLBACK_PREFIX)
+    # The bridge's user takes no prefix filter: it reads every call.
+    assert "starts_with" not in "\n".join(section("callcenter"))
 
 
 def test_the_readers_names_must_differ() -> None:
@@ -308,30 +381,105 @@ def test_each_reader_reads_a_part_of_the_bridges_list() -> None:
             assert name in wanted.NAMES
             for header, values in rules:
                 assert values, (name, header)
+        for name, prefix_rules in reader.prefixed.items():
+            assert name in wanted.NAMES
+            assert name not in reader.events
+            for header, prefix in prefix_rules:
+                assert header, name
+                assert prefix, name
         assert set(reader.read.split(",")) <= set(wanted.BRIDGE.read.split(","))
         assert set(reader.write.split(",")) <= set(wanted.BRIDGE.write.split(","))
 
 
 def test_the_ivrs_callbacks_read_what_its_user_is_sent() -> None:
     """The IVR's callbacks keep exactly these events (callcenter/agi/callback.py
-    ``_on_event``); its user is sent those and nothing else."""
+    ``_on_event``), of their placeholders only; its user is sent those and nothing else."""
     import inspect
 
     from callcenter.agi.callback import CallbackService
 
     source = inspect.getsource(CallbackService._on_event)
-    for name in wanted.IVR.events:
+    assert set(wanted.IVR.prefixed) == {"AgentConnect", "DialEnd", "Hangup", "OriginateResponse"}
+    for name in wanted.IVR.prefixed:
         assert f'"{name}"' in source, name
+    assert not wanted.IVR.events
     assert not wanted.IVR.narrow
-    assert wanted.IVR.passes({"Event": "Hangup"})
-    assert not wanted.IVR.passes({"Event": "QueueMemberStatus"})
-    assert not wanted.IVR.passes({"Event": "VarSet", "Variable": "QUEUESTATUS"})
+    channel, other = placeholder_ids(42, 1796619946.0)
+    ivr = wanted.IVR.passes
+    # A placeholder's: the ;2 half in the queue (AgentConnect's caller), the ;1 half
+    # dialling the customer (DialEnd), either half's Hangup, the Originate's response.
+    assert ivr({"Event": "AgentConnect", "Uniqueid": other, "DestUniqueid": "1796.7"})
+    assert ivr({"Event": "DialEnd", "Uniqueid": channel, "DestUniqueid": "1796.8"})
+    assert ivr({"Event": "Hangup", "Uniqueid": channel})
+    assert ivr({"Event": "Hangup", "Uniqueid": other})
+    assert ivr({"Event": "OriginateResponse", "ActionID": "cb-action/x/1/1", "Uniqueid": channel})
+    # Any other call's are not sent.
+    assert not ivr({"Event": "AgentConnect", "Uniqueid": "1796.1", "DestUniqueid": "1796.2"})
+    assert not ivr({"Event": "DialEnd", "Uniqueid": "1796.1", "DestUniqueid": other})
+    assert not ivr({"Event": "Hangup", "Uniqueid": "1796.1", "Linkedid": channel})
+    assert not ivr({"Event": "OriginateResponse", "ActionID": "action/x/1/1", "Uniqueid": other})
+    assert not ivr({"Event": "QueueMemberStatus"})
+    assert not ivr({"Event": "VarSet", "Variable": "QUEUESTATUS"})
+    # The recordings have no callback: the IVR's user would have been sent nothing of them.
+    for scenario in traces.scenarios():
+        for timed in traces.timed_frames(scenario):
+            frame = timed.frame
+            if isinstance(frame, Message) and frame.event is not None:
+                assert not ivr(frame.fields), (scenario, frame.text)
 
 
 def test_the_dialers_user_events_are_only_its_own() -> None:
-    assert wanted.DIALER.passes({"Event": "UserEvent", "UserEvent": "DialerAMD"})
-    assert wanted.DIALER.passes({"Event": "UserEvent", "UserEvent": "DialerMessage"})
-    assert not wanted.DIALER.passes({"Event": "UserEvent", "UserEvent": "CallRecording"})
-    assert wanted.DIALER.passes({"Event": "Newstate", "ChannelState": "5"})
-    assert not wanted.DIALER.passes({"Event": "Newstate", "ChannelState": "4"})
-    assert not wanted.DIALER.passes({"Event": "AgentCalled"})
+    dialer = wanted.DIALER.passes
+    assert dialer({"Event": "UserEvent", "UserEvent": "DialerAMD", "Linkedid": "dialer-1"})
+    assert dialer({"Event": "UserEvent", "UserEvent": "DialerMessage", "Linkedid": "dialer-1"})
+    assert not dialer({"Event": "UserEvent", "UserEvent": "CallRecording", "Linkedid": "dialer-1"})
+    # Every state of its own calls' channels (the tracker takes 5 and 6), no other call's.
+    for state in ("4", "5", "6"):
+        assert dialer({"Event": "Newstate", "ChannelState": state, "Linkedid": "dialer-1"})
+    assert not dialer({"Event": "Newstate", "ChannelState": "6", "Linkedid": "1796619946.1"})
+    for name in ("Newchannel", "Hangup", "QueueCallerJoin", "AgentConnect", "DialEnd"):
+        assert dialer({"Event": name, "Uniqueid": "1796.3", "Linkedid": "dialer-1"}), name
+        assert not dialer({"Event": name, "Uniqueid": "1796.3", "Linkedid": "1796.3"}), name
+        assert not dialer({"Event": name, "Uniqueid": "dialer-1", "Linkedid": "1796.3"}), name
+    # The Originate's own DialEnd has no calling channel: only Dest* headers.
+    assert dialer({"Event": "DialEnd", "DestUniqueid": "dialer-1", "DestLinkedid": "dialer-1"})
+    assert dialer({"Event": "OriginateResponse", "ActionID": "dialer-1", "Uniqueid": "dialer-1"})
+    assert not dialer({"Event": "OriginateResponse", "ActionID": "cb-action/x/1/1"})
+    assert not dialer({"Event": "AgentCalled", "Linkedid": "dialer-1"})
+    assert not dialer({"Event": "QueueMemberStatus"})
+
+
+def test_every_event_the_tracker_takes_passes_the_dialers_filter() -> None:
+    """Over the dialer's recordings, folded as the dialer folds them: each event that changes
+    an attempt's track is sent to the dialer's user (its Linkedid, the Originate's own
+    DialEnd's DestLinkedid, the OriginateResponse's ActionID begin with the prefix); what
+    else it is sent belongs to the dialer's calls; and it is sent no event of any other
+    recording (other calls)."""
+    from tests.test_dialer_replay import fresh, recording
+
+    taken = 0
+    for scenario in traces.scenarios():
+        dialer = scenario.startswith("dialer-")
+        tracks = {r["channel_id"]: fresh(r) for r in recording(scenario).attempts} if dialer else {}
+        for timed in traces.timed_frames(scenario):
+            frame = timed.frame
+            if not isinstance(frame, Message) or frame.event is None:
+                continue
+            fields = frame.fields
+            sent = wanted.DIALER.passes(fields)
+            if not dialer:
+                assert not sent, (scenario, frame.text)
+                continue
+            if sent:
+                ours = fields.get("Linkedid") or fields.get("DestLinkedid") or fields["ActionID"]
+                assert ours in tracks, (scenario, frame.text)
+            event = ev.parse_event(frame, timed.t, traces.NODE)
+            key = tracker.route(event, tracks)
+            if key is None:
+                continue
+            track, changes = tracker.step(tracks[key], event)
+            if track != tracks[key] or changes:
+                assert sent, (scenario, frame.text)
+                taken += 1
+            tracks[key] = track
+    assert taken > 50

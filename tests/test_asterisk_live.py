@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from callcenter.ami import wanted
 from callcenter.asterisk import files, reload, run, sample
 from callcenter.asterisk.render import (
     LOADED_MODULES,
@@ -457,6 +458,79 @@ async def test_a_call_into_the_trunk_context_reaches_fastagi_and_times_out(
 
 def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _key(event: dict[str, str]) -> tuple[str, ...]:
+    return tuple(event.get(k, "") for k in ("Event", "Timestamp", "Uniqueid", "DestUniqueid",
+                                           "ActionID"))  # fmt: skip
+
+
+async def test_the_dialer_and_the_ivr_are_sent_their_own_calls_only(instance: Instance) -> None:
+    """The prefix filters of manager.conf on Asterisk itself (callcenter/ami/wanted.py
+    ``DIALER``, ``IVR``): three calls are originated into a queue that times out, one with the
+    dialer's ids (``dialer-``), one with a callback placeholder's (``cb-``), one with others.
+    Of the events the bridge's user is sent whole, the dialer's and the IVR's users are sent
+    exactly those ``Reader.passes`` says: the first call's and the second's only."""
+    node = instance.settings.node("local")
+    calls = (  # ChannelId, OtherChannelId, ActionID
+        ("dialer-live-1", "dialer-live-1-2", "dialer-live-1"),
+        ("cb-7-1796000000", "cb-7-1796000000-q", f"{wanted.CALLBACK_PREFIX}action/live/1"),
+        ("other-live-1", "other-live-1-2", "action/live/1"),
+    )
+    async with asyncio.timeout(40):
+        dialer = await Ami.login(instance.ami_port, node.dialer_username, instance.secret,
+                                 wanted.DIALER_EVENT_CLASSES)  # fmt: skip
+        ivr = await Ami.login(instance.ami_port, node.ivr_username, instance.secret,
+                              wanted.IVR_EVENT_CLASSES)  # fmt: skip
+        bridge = await instance.bridge("on")
+        try:
+            for channel_id, other_id, action_id in calls:
+                fields = {
+                    "Action": "Originate", "ActionID": action_id, "ChannelId": channel_id,
+                    "OtherChannelId": other_id, "Channel": "Local/quick@queue-transfer/n",
+                    "Application": "Wait", "Data": "1", "Timeout": "15000", "Async": "true",
+                }  # fmt: skip
+                bridge.writer.write(
+                    ("".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode()
+                )
+            await bridge.writer.drain()
+            seen: list[dict[str, str]] = []
+            gone = {u for c in calls for u in c[:2]}
+            while gone:  # Queue() times out after 2 s, the prompt answers, Wait(1) ends it
+                message = await bridge.read()
+                if message.get("Response") == "Error":
+                    raise AssertionError(message)
+                if "Event" in message:
+                    seen.append(message)
+                    if message["Event"] == "Hangup":
+                        gone.discard(message.get("Uniqueid", ""))
+            await asyncio.sleep(0.5)  # the same events, queued for the other sessions too
+            for ami in (dialer, ivr):
+                await ami.send(Action="Ping")
+        finally:
+            for ami in (dialer, ivr, bridge):
+                await ami.close()
+    for reader, got, whole in (
+        (wanted.DIALER, dialer.events, {"Newchannel", "Hangup", "DialEnd", "OriginateResponse",
+                                        "QueueCallerJoin"}),
+        (wanted.IVR, ivr.events, {"Hangup", "DialEnd", "OriginateResponse"}),
+    ):  # fmt: skip
+        assert got, reader
+        assert all(reader.passes(e) for e in got), got
+        keys = {_key(e) for e in got}
+        for event in seen:
+            if event["Event"] in whole:
+                assert (_key(event) in keys) == reader.passes(event), event
+    names = {e["Event"] for e in dialer.events}
+    assert names >= {"Newchannel", "Newstate", "DialEnd", "QueueCallerJoin", "OriginateResponse",
+                     "Hangup"}  # fmt: skip
+    assert {e.get("Linkedid", e.get("DestLinkedid")) for e in dialer.events} - {None} == {
+        "dialer-live-1"
+    }
+    assert {(e["Event"], e.get("Uniqueid", e.get("ActionID"))) for e in ivr.events} == {
+        ("Hangup", "cb-7-1796000000"), ("Hangup", "cb-7-1796000000-q"),
+        ("OriginateResponse", "cb-7-1796000000"),
+    }  # fmt: skip
 
 
 async def test_a_unicode_member_name_passes_through_app_queue(instance: Instance) -> None:

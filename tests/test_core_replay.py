@@ -684,16 +684,16 @@ def test_a_campaign_call_times_out_without_its_queuestatus() -> None:
     )
     scenario = "dialer-abandon"
     assert qlog(scenario, "EXITWITHTIMEOUT")
-    events = _without_vars(scenario, "QUEUESTATUS")
-    join = next(i for i, e in enumerate(events) if isinstance(e, ev.QueueCallerJoin))
-    caller = events[join]
-    assert isinstance(caller, ev.QueueCallerJoin)
-    timeout = ev.VarSet(
-        node=caller.node, time=caller.time, channel=caller.channel, uniqueid=caller.uniqueid,
-        linkedid=caller.linkedid, context="outbound-campaign", exten="s",
-        variable=wanted.TIMEOUT_VARIABLE, value="1",  # CAMPAIGN_CONNECT_SECONDS with AMD
-    )  # fmt: skip
-    (blind,) = replay(events, config).calls().values()
-    assert blind.outcome is CallOutcome.ABANDONED
-    (call,) = replay([*events[:join], timeout, *events[join:]], config).calls().values()
+    # The recording has the dialplan's own VarSet, before Queue() (1: CAMPAIGN_CONNECT_SECONDS
+    # with AMD).
+    (timeout,) = [
+        e
+        for e in traces.events(scenario)
+        if isinstance(e, ev.VarSet) and e.variable == wanted.TIMEOUT_VARIABLE
+    ]
+    assert (timeout.context, timeout.value) == ("outbound-campaign", "1")
+    (call,) = replay(_without_vars(scenario, "QUEUESTATUS"), config).calls().values()
     assert call.outcome is CallOutcome.TIMED_OUT
+    blind_events = _without_vars(scenario, "QUEUESTATUS", wanted.TIMEOUT_VARIABLE)
+    (blind,) = replay(blind_events, config).calls().values()
+    assert blind.outcome is CallOutcome.ABANDONED

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from callcenter.campaigns import lease, scheduling, store
+from callcenter.campaigns import lease, scheduling, store, tracker
 from callcenter.campaigns.scheduling import RetryRule, next_contact_state
 from callcenter.db.models import Call, Queue
 from callcenter.db.models_campaigns import Campaign, CampaignAttempt, Contact, DoNotCall
@@ -265,7 +265,10 @@ def test_claim_order_due_and_windows(s: Session) -> None:
     attempts = attempts_of(s, c)
     assert [a.channel_id for a in attempts] == [g.channel_id for g in got]
     a = attempts[0]
-    uuid.UUID(a.channel_id or "")
+    # The dialer's channel ids: its AMI user's eventfilter selects its calls by the prefix.
+    assert (a.channel_id or "").startswith(tracker.CHANNEL_PREFIX)
+    uuid.UUID((a.channel_id or "").removeprefix(tracker.CHANNEL_PREFIX))
+    assert len({g.channel_id for g in got}) == 3
     assert (a.phase, a.outcome, a.mode, a.paced, a.dialer, a.node, a.caller_id) == (
         "dialling",
         None,
@@ -410,6 +413,25 @@ def test_finish_is_idempotent_and_applies_the_retry_rule(s: Session) -> None:
         scheduling.finish(s, got[0].channel_id, "exploded", at=at)
 
 
+def test_finish_writes_the_calls_facts_with_its_end(s: Session) -> None:
+    c = make_campaign(s)
+    add_contacts(s, c, {})
+    (got,) = claim(s, c, 1)
+    at = dt.datetime.now(UTC)
+    facts = {"answered_at": at, "amd_status": "HUMAN", "agent": "alice"}
+    assert scheduling.finish(s, got.channel_id, "connected", at=at, facts=facts)
+    (a,) = attempts_of(s, c)
+    assert (a.outcome, a.answered_at, a.amd_status, a.agent) == ("connected", at, "HUMAN", "alice")
+    # Facts learnt late still reach an attempt already ended; its end stays.
+    assert not scheduling.finish(s, got.channel_id, "lost", at=at, facts={"hangup_cause": 16})
+    s.refresh(a)
+    assert (a.outcome, a.hangup_cause) == ("connected", 16)
+    with pytest.raises(ValueError, match="no column"):
+        scheduling.finish(s, got.channel_id, "lost", at=at, facts={"colour": "red"})
+    with pytest.raises(ValueError, match="phase"):
+        scheduling.finish(s, got.channel_id, "lost", at=at, facts={"phase": "queued"})
+
+
 def test_update_attempt_and_open_attempts(s: Session) -> None:
     c = make_campaign(s)
     add_contacts(s, c, {}, {})
@@ -456,6 +478,7 @@ def test_preview_take_dial_skip(s: Session) -> None:
     c, rows = preview_campaign(s)
     ann = take(s, c, "ann")
     assert ann.contact_id == rows[0].id
+    assert ann.channel_id.startswith(tracker.CHANNEL_PREFIX)  # the agent's phone is originated
     assert take(s, c, "ann") == ann  # the same one back
     assert (rows[0].status, rows[0].attempts) == ("previewing", 0)
     bob = take(s, c, "bob")

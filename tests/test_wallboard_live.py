@@ -169,44 +169,107 @@ def test_sse_encoding() -> None:
     assert data == b'retry: 2000\nid: 7\nevent: delta\ndata: {"a":"line\\nbreak"}\n\n'
 
 
+class Sink:
+    """A transport's side the hub writes to: what it was sent, and a buffer that only grows
+    (a reader that stopped reading) when ``stuck``."""
+
+    def __init__(self, *, stuck: bool = False) -> None:
+        self.sent = bytearray()
+        self.stuck = stuck
+        self.closing = False
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.sent += data
+        self.writes += 1
+
+    def get_write_buffer_size(self) -> int:
+        return len(self.sent) if self.stuck else 0
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def take(self) -> bytes:
+        data = bytes(self.sent)
+        self.sent.clear()
+        return data
+
+
+def unchunk(data: bytes) -> bytes:
+    """The body of HTTP/1.1 chunks (hub.chunk undone), checking each chunk's length."""
+    out = b""
+    while data:
+        size, _, rest = data.partition(b"\r\n")
+        n = int(size, 16)
+        assert rest[n : n + 2] == b"\r\n"
+        out, data = out + rest[:n], rest[n + 2 :]
+    return out
+
+
 async def test_hub_coalesces_and_fans_out_the_same_bytes() -> None:
     state = LiveState()
     board = board_of(state)
     hub = Hub(board.delta, board.snapshot, interval=0.2)
-    subs = [hub.subscribe() for _ in range(3)]
+    sinks = [Sink() for _ in range(3)]
+    subs = [hub.subscribe(s, chunked=True) for s in sinks]
+    opening = [unchunk(s.take()) for s in sinks]
+    assert opening[0] == opening[1] == opening[2]
+    assert opening[0].startswith(b"retry: 2000\nid: 0\nevent: snapshot\n")
     task = asyncio.create_task(hub.run())
     try:
         state.apply(f"{P}/pbx1/queues/sales", queue_payload("pbx1", "sales", waiting=1))
         hub.changed()
-        await asyncio.wait_for(subs[0].wake.wait(), 1)
-        first = [s.take() for s in subs]
+        for _ in range(100):
+            if sinks[0].sent:
+                break
+            await asyncio.sleep(0.01)
+        first = [s.take() for s in sinks]
         assert first[0] == first[1] == first[2]
-        assert b'"waiting":1' in first[0]
+        assert b'"waiting":1' in unchunk(first[0])
         # Three changes within the interval: one push, with the last value.
         for waiting in (2, 3, 4):
             state.apply(f"{P}/pbx1/queues/sales", queue_payload("pbx1", "sales", waiting=waiting))
             hub.changed()
-        await asyncio.wait_for(subs[0].wake.wait(), 1)
-        await asyncio.sleep(0.3)
-        second = subs[0].take()
+        await asyncio.sleep(0.4)
+        second = unchunk(sinks[0].take())
         assert second.count(b"event: delta") == 1
         assert b'"waiting":4' in second
         assert hub.pushes == 2
+        assert not any(s.ended for s in subs)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
 
 def test_a_slow_subscriber_is_dropped_not_waited_for() -> None:
-    hub = Hub(lambda: {"x": 1}, dict, limit=3)
-    slow, fast = hub.subscribe(), hub.subscribe()
-    for _ in range(5):
+    hub = Hub(lambda: {"x": 1}, dict, limit=300)
+    stuck, reading = Sink(stuck=True), Sink()
+    slow, fast = hub.subscribe(stuck, chunked=True), hub.subscribe(reading, chunked=True)
+    for _ in range(10):
         hub.flush()
-        fast.take()
     assert slow.dropped
+    assert slow.wake.is_set()
     assert not fast.dropped
+    assert unchunk(reading.take()).count(b"event: delta") == 10
+    # Nothing more is written once it is dropped: its stream ends and the browser reconnects.
+    writes = stuck.writes
+    hub.flush()
+    assert stuck.writes == writes
     hub.unsubscribe(slow)
     assert hub.dropped == 1
+
+
+def test_http10_streams_are_not_chunked_and_a_closing_transport_ends_its_stream() -> None:
+    hub = Hub(lambda: {"x": 1}, dict)
+    sink = Sink()
+    sub = hub.subscribe(sink, chunked=False)
+    hub.flush()
+    assert sink.take().startswith(b"retry: 2000\nid: 0\nevent: snapshot\n")
+    sink.closing = True
+    hub.flush()
+    assert sub.closed
+    assert sub.wake.is_set()
+    assert not sink.sent
 
 
 def test_snapshot_is_built_once_per_change() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import Engine
@@ -321,6 +322,34 @@ async def test_streams_end_when_the_server_stops(
         rest = await asyncio.wait_for(resp.content.read(), 5)
         assert b"event: clock" in rest
         assert not wb.parts.hub.subscribers
+
+
+async def test_an_http10_stream_is_plain_bytes_until_the_connection_ends(
+    wb_settings: config.Settings, clean_db: Engine
+) -> None:
+    """HTTP/1.0 (nginx's default towards its upstream) has no chunked coding: the hub writes
+    the events as they are and the body ends with the connection."""
+    async with http(wb_settings, clean_db) as (wb, client):
+        await login(client)
+        jar = client.session.cookie_jar
+        async with (
+            aiohttp.ClientSession(version=aiohttp.HttpVersion10, cookie_jar=jar) as old,
+            old.get(client.make_url("/events")) as resp,
+        ):
+            assert resp.status == 200
+            assert "Transfer-Encoding" not in resp.headers
+            first = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5)
+            assert first.startswith(b"retry: 2000\nid: 0\nevent: snapshot\n")
+            state = wb.parts.state
+            state.apply("x/pbx1/queues/sales", queue_payload("pbx1", "sales", waiting=3))
+            assert wb.parts.hub.flush()  # what the hub's task does (not running here)
+            rest = b""
+            while b"event: delta" not in rest:
+                rest += await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 5)
+            assert b'"waiting":3' in rest
+            wb.parts.hub.close()
+            await asyncio.wait_for(resp.content.read(), 5)
+            assert not wb.parts.hub.subscribers
 
 
 # --- a screen without its token, the icon (issue 12, point 9) ----------------------------------

@@ -15,6 +15,7 @@ a *placeholder*: a Local channel that :class:`CallbackService` originates over A
     CallerID: "Callback" <number>
     ChannelId: cb-<id>-<epoch>                ;1 uniqueid: how we recognise our placeholder
     OtherChannelId: cb-<id>-<epoch>-q         ;2 uniqueid (the one app_queue reports)
+    ActionID: cb-<unique>                     how we recognise its OriginateResponse
     Variable: CALLBACK_ID=<id>, CALLBACK_NUMBER=<number>, CALLBACK_DIAL=<Dial string>,
               QUEUE=<queue>, CALLBACK_QUEUE=<queue>, QUEUE_PRIORITY=<p>, CALLBACK_PRIO=<p>,
               CALLBACK_POSITION=<position left, or empty>
@@ -22,6 +23,11 @@ a *placeholder*: a Local channel that :class:`CallbackService` originates over A
 (both spellings of queue and priority, for the dialplan of issue 3). When app_queue connects the
 placeholder to an agent, the ;2 half is answered, so the ;1 half is too and its dialplan calls
 the customer: the agent hears the customer's phone ring and then talks to them.
+
+The ``cb-`` that begins the ids and the ActionID
+(:data:`callcenter.ami.wanted.CALLBACK_PREFIX`) is what the IVR's own AMI user is filtered by
+(``wanted.IVR``): it is sent the four events below of the placeholders only, not those of
+every call on the PBX.
 
 What the service follows, from AMI events on its own connection:
 
@@ -64,6 +70,7 @@ from callcenter.agi.options import AgiOptions
 from callcenter.ami.connection import AmiError
 from callcenter.ami.link import AmiLink, AmiUnavailable
 from callcenter.ami.protocol import Message
+from callcenter.ami.wanted import CALLBACK_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +88,9 @@ class _Placed:
 
 
 def placeholder_ids(callback_id: int, at: float) -> tuple[str, str]:
-    """``(ChannelId, OtherChannelId)`` of a placeholder: unique per callback and second."""
-    base = f"cb-{callback_id}-{int(at)}"
+    """``(ChannelId, OtherChannelId)`` of a placeholder: unique per callback and second, and
+    beginning with :data:`~callcenter.ami.wanted.CALLBACK_PREFIX`."""
+    base = f"{CALLBACK_PREFIX}{callback_id}-{int(at)}"
     return base, f"{base}-q"
 
 
@@ -307,7 +315,7 @@ class CallbackService:
         self._track(row.id, str(fields["ChannelId"]))
         try:
             session = await self.ami.wait_session(wait)
-            reply = await session.originate(fields)
+            reply = await session.originate(fields, action_id_prefix=CALLBACK_PREFIX)
         except (AmiUnavailable, AmiError, TimeoutError, ConnectionError) as exc:
             log.warning("agi: callback %d: cannot originate the placeholder: %s", row.id, exc)
             return False

@@ -95,10 +95,10 @@ from callcenter.agi.channel import AgiError, CallerHungUp, Channel
 from callcenter.agi.features import AgentFeatures
 from callcenter.agi.history import (
     History,
+    MaxWaits,
     PreferredAgent,
     lookup,
     preferred_agent,
-    queue_max_wait,
     screenpop_payload,
 )
 from callcenter.agi.ivr import Ivr, TargetKind, find_ivr
@@ -159,6 +159,7 @@ async def demo(channel: Channel) -> None:
 class Flows:
     def __init__(self, services: Services) -> None:
         self.s = services
+        self.max_waits = MaxWaits(services.engine)
 
     # --- ivr ------------------------------------------------------------------------------
 
@@ -262,7 +263,7 @@ class Flows:
         s = self.s
 
         def facts() -> tuple[int | None, PreferredAgent | None]:
-            max_wait = queue_max_wait(s.engine, queue)
+            max_wait = self.max_waits(queue)
             agent = None
             if ivr.preferred_agent and history.calls:
                 agent = preferred_agent(

@@ -23,7 +23,8 @@ chose rings that agent first, when the IVR allows it (``preferred_agent = true``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +151,30 @@ def preferred_agent(
     if row is None:
         return None
     return PreferredAgent(row.name, f"PJSIP/{row.extension}")
+
+
+class MaxWaits:
+    """:func:`queue_max_wait` of each queue, read again once ``ttl`` seconds old: every caller
+    the IVR routes needs its queue's, and a query per call was a tenth of a busy IVR's CPU
+    (the soak's profile). A change an operator makes reaches new callers within ``ttl``.
+    Blocking, as queue_max_wait: call it in a thread."""
+
+    def __init__(
+        self, engine: Engine, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.engine = engine
+        self.ttl = ttl
+        self.clock = clock
+        self._read: dict[str, tuple[float, int | None]] = {}
+
+    def __call__(self, queue: str) -> int | None:
+        now = self.clock()
+        held = self._read.get(queue)
+        if held is not None and now - held[0] < self.ttl:
+            return held[1]
+        value = queue_max_wait(self.engine, queue)
+        self._read[queue] = (now, value)
+        return value
 
 
 def queue_max_wait(engine: Engine, queue: str) -> int | None:

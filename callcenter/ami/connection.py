@@ -250,8 +250,13 @@ class AmiSession:
         *,
         as_list: bool = False,
         timeout: float = 10.0,
+        action_id_prefix: str = "",
     ) -> Reply:
         """Send ``action`` and wait for its reply (all of it, for a list action).
+
+        The ActionID is panoramisk's (unique in this process), or the one ``action`` gives;
+        ``action_id_prefix`` is put in front of it: for an event that carries the ActionID
+        (OriginateResponse), which an AMI user's eventfilter can then select by prefix.
 
         Raises :class:`AmiDisconnected` if the link drops first, :class:`TimeoutError` after
         ``timeout`` seconds, :class:`ValueError` for a header value with CR/LF.
@@ -260,6 +265,8 @@ class AmiSession:
             raise AmiDisconnected("not connected")
         headers = dict(action)
         pa = _Action(headers, as_list=as_list)
+        if action_id_prefix:
+            pa["ActionID"] = f"{action_id_prefix}{pa.action_id}"
         headers["ActionID"] = pa.action_id
         data = encode_action(headers)  # raises before anything is sent
         self._protocol.pending[pa.action_id] = pa
@@ -303,12 +310,23 @@ class AmiSession:
         """Reading is paused because the handler is behind: the peer is talking."""
         return self._protocol.paused
 
-    async def originate(self, fields: Mapping[str, ActionValue], *, timeout: float = 10.0) -> Reply:
+    async def originate(
+        self,
+        fields: Mapping[str, ActionValue],
+        *,
+        timeout: float = 10.0,
+        action_id_prefix: str = "",
+    ) -> Reply:
         """Originate ``fields`` (Channel, Context/Exten/Priority or Application/Data,
         Variable, CallerID, Timeout...), always with ``Async: true``: the outcome arrives later
-        as an ``OriginateResponse`` event carrying this action's ActionID."""
+        as an ``OriginateResponse`` event carrying this action's ActionID (the reply's
+        ``response.action_id``; ``action_id_prefix``: see :meth:`send`)."""
         headers = {k: v for k, v in fields.items() if k.lower() not in ("async", "action")}
-        return await self.send({"Action": "Originate", **headers, "Async": "true"}, timeout=timeout)
+        return await self.send(
+            {"Action": "Originate", **headers, "Async": "true"},
+            timeout=timeout,
+            action_id_prefix=action_id_prefix,
+        )
 
     async def ping(self, timeout: float) -> None:
         reply = await self.send({"Action": "Ping"}, timeout=timeout)

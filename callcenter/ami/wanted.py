@@ -20,9 +20,20 @@ Rules of Asterisk 22 this relies on (``main/manager.c``, ``should_send_event``,
   their own with only the events they read (:data:`IVR`, :data:`DIALER`): without them,
   every Queue*, Agent*, Newchannel... of every call was read three times over, and that
   reading was most of our CPU under load.
-- ``header(<name>)`` compares the value of every line starting with ``<name>:`` (blanks
-  skipped, CR stripped) with ``method(exact)``; one value per filter, hence one
-  :class:`Include` per value.
+- ``header(<name>)`` looks at every line of the event starting with ``<name>:`` (the ``:``
+  is appended to the name; ``DestLinkedid:`` does not start with ``Linkedid:``): the rest of
+  the line, CR stripped, leading blanks (every byte below ``!``) skipped, is compared if not
+  empty, and one matching line is enough. ``method(exact)``: equal to the filter's value,
+  one value per filter, hence one :class:`Include` per value. ``method(starts_with)``
+  (``match_eventdata``: ``ast_begins_with``): begins with it. An empty value never matches
+  (the line is skipped), and a filter's value is never empty (Asterisk refuses one with a
+  method other than ``none``).
+- A filter tests one header: two conditions cannot be joined by "and". Prefix filters
+  (:attr:`Reader.prefixed`) are how a user is sent the events of its own calls only: the
+  dialer gives each call a ``ChannelId`` beginning with
+  :data:`callcenter.campaigns.tracker.CHANNEL_PREFIX`, which every channel of the call
+  carries as ``Linkedid``, and uses it as the Originate's ``ActionID``; the IVR's callback
+  placeholders' uniqueids and Originate ActionIDs begin with :data:`CALLBACK_PREFIX`.
 - The replies of an action (QueueStatus' ``QueueParams``/``QueueMember``/``QueueEntry``/
   ``QueueStatusComplete``, CoreShowChannels' ``CoreShowChannel``/``...Complete``) are written
   to the session directly: no filter and no ``Events`` mask applies to them
@@ -48,16 +59,19 @@ AMI event name in the code's string literals is in it):
   ``SuccessfulAuth``, one per authenticated SIP request) only ever raised a counter;
 - the dialer's tracker: ``OriginateResponse``, ``Newchannel``, ``Newstate`` (only
   ChannelState 5 Ringing and 6 Up mean anything to it), ``DialEnd``, ``UserEvent``
-  DialerAMD/DialerMessage, ``QueueCallerJoin``, ``AgentConnect``, ``Hangup``;
-- the IVR's callbacks: ``AgentConnect``, ``DialEnd``, ``Hangup``, ``OriginateResponse``;
+  DialerAMD/DialerMessage, ``QueueCallerJoin``, ``AgentConnect``, ``Hangup``, each only of
+  the calls it originated (:data:`DIALER`);
+- the IVR's callbacks: ``AgentConnect``, ``DialEnd``, ``Hangup``, ``OriginateResponse``, each
+  only of their placeholder calls (:data:`IVR`);
 - ``callcenter simulate``: caller and agent events, ``Hangup``, ``OriginateResponse``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from callcenter.campaigns.tracker import CHANNEL_PREFIX
 from callcenter.domain import Direction
 
 #: What our dialplans (dialplans/*.conf.j2) tell the bridge's core, by context and channel
@@ -74,21 +88,39 @@ IVR_PATH_VARIABLE = "IVR_PATH"
 QUEUE_STATUS_VARIABLE = "QUEUESTATUS"
 
 
+#: The uniqueids of the IVR's callback placeholders and the ActionIDs of their Originates
+#: begin with this (callcenter/agi/callback.py). Kept here rather than in callback.py, which
+#: pulls in the database models: this module is imported by the renderer and every service.
+CALLBACK_PREFIX = "cb-"
+
+#: The ``method(...)`` of a header filter this module renders (Asterisk has more).
+METHODS = ("exact", "starts_with")
+
+
 @dataclass(frozen=True, slots=True)
 class Include:
     """One ``eventfilter`` include: events named ``event``; with ``header``, only those
-    whose ``header`` is exactly ``value``."""
+    whose ``header`` is ``value`` (``method`` "exact") or begins with it ("starts_with")."""
 
     event: str
     header: str = ""
     value: str = ""
+    method: str = "exact"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"eventfilter method {self.method!r} is not one of {METHODS}")
+        if bool(self.header) != bool(self.value):
+            # Asterisk refuses a header filter with no value (method(none) is name-only).
+            raise ValueError(f"{self.event}: a header filter needs a header and a value")
 
     def criteria(self) -> str:
         """The ``eventfilter(...)`` key of manager.conf."""
         if not self.header:
             return f"eventfilter(action(include),name({self.event}))"
         return (
-            f"eventfilter(action(include),name({self.event}),header({self.header}),method(exact))"
+            f"eventfilter(action(include),name({self.event}),header({self.header}),"
+            f"method({self.method}))"
         )
 
     def line(self) -> str:
@@ -184,16 +216,35 @@ IVR_EVENT_CLASSES = "agent,call"
 DIALER_EVENT_CLASSES = "agent,call,user"
 
 
+#: Events taken only when one header begins with a prefix: event -> ((header, prefix), ...),
+#: any of which suffices.
+Prefixed = Mapping[str, tuple[tuple[str, str], ...]]
+
+
+def header_value(fields: Mapping[str, str], header: str) -> str:
+    """The value ``filter_cmp_fn`` compares: the header's, leading blanks (bytes below
+    ``!``) skipped, CR already stripped by the parser; "" when absent. ``fields`` holds the
+    first value of a repeated header where Asterisk tests each: no header filtered on here
+    repeats in an event."""
+    value = fields.get(header, "")
+    i = 0
+    while i < len(value) and value[i] < "!":
+        i += 1
+    return value[i:]
+
+
 @dataclass(frozen=True, slots=True)
 class Reader:
-    """What one AMI user of ours is sent: ``events`` whole, ``narrow`` by a header's value.
-    ``read``: the classes of its manager.conf ``read =`` (and of ``Events:`` at login);
-    ``write``: the action classes it needs."""
+    """What one AMI user of ours is sent: ``events`` whole, ``narrow`` when a header has one
+    of some values, ``prefixed`` when a header begins with a prefix. ``read``: the classes of
+    its manager.conf ``read =`` (and of ``Events:`` at login); ``write``: the action classes
+    it needs."""
 
     events: tuple[str, ...]
     narrow: Narrowed
     read: str
     write: str
+    prefixed: Prefixed = field(default_factory=dict)
 
     def includes(self) -> tuple[Include, ...]:
         return (
@@ -204,6 +255,11 @@ class Reader:
                 for header, values in rules
                 for value in values
             ),
+            *(
+                Include(name, header, prefix, "starts_with")
+                for name, prefix_rules in self.prefixed.items()
+                for header, prefix in prefix_rules
+            ),
         )
 
     def manager_lines(self) -> list[str]:
@@ -211,16 +267,21 @@ class Reader:
         return [include.line() for include in self.includes()]
 
     def passes(self, fields: Mapping[str, str]) -> bool:
-        """Whether Asterisk sends this user an event with these headers."""
+        """Whether Asterisk sends this user an event with these headers (include filters
+        only: any one that matches; see the module's doc for how one matches)."""
         name = fields.get("Event")
         if name is None:
             return False
         if name in self.events:
             return True
-        rules = self.narrow.get(name)
-        return rules is not None and any(
-            fields.get(header, "").strip() in values for header, values in rules
-        )
+        for header, values in self.narrow.get(name, ()):
+            value = header_value(fields, header)
+            if value and value in values:
+                return True
+        for header, prefix in self.prefixed.get(name, ()):
+            if header_value(fields, header).startswith(prefix):  # prefix is never empty
+                return True
+        return False
 
 
 #: The bridge (and ``callcenter simulate``): every event any of our services reads.
@@ -228,24 +289,44 @@ BRIDGE = Reader(
     EVENTS, NARROWED, read="agent,call,dialplan,security,system,user",
     write="agent,call,originate,reporting",
 )  # fmt: skip
-#: The IVR's own user: its callbacks follow the placeholder call they originate (AgentConnect,
-#: DialEnd, Hangup, OriginateResponse). Actions: Originate and Hangup of callbacks,
-#: CoreShowChannels after a reconnect, QueueAdd/Remove/Pause/Status of the agents' feature
-#: codes (callcenter/agi/features.py).
+#: The IVR's own user: its callbacks follow the placeholder calls they originate. Their
+#: AgentConnect (the caller: the ;2 half ``cb-...-q``), DialEnd (the ;1 half dialling the
+#: customer) and Hangup (either half) by ``Uniqueid``; OriginateResponse by its ``ActionID``
+#: (CallbackService gives its Originates one beginning with the prefix too). Actions:
+#: Originate and Hangup of callbacks, CoreShowChannels after a reconnect (a reply: not
+#: filtered), QueueAdd/Remove/Pause/Status of the agents' feature codes
+#: (callcenter/agi/features.py: replies too).
 IVR = Reader(
-    ("AgentConnect", "DialEnd", "Hangup", "OriginateResponse"), {},
-    read=IVR_EVENT_CLASSES, write="agent,call,originate,reporting",
+    (), {}, read=IVR_EVENT_CLASSES, write="agent,call,originate,reporting",
+    prefixed={
+        "AgentConnect": (("Uniqueid", CALLBACK_PREFIX),),
+        "DialEnd": (("Uniqueid", CALLBACK_PREFIX),),
+        "Hangup": (("Uniqueid", CALLBACK_PREFIX),),
+        "OriginateResponse": (("ActionID", CALLBACK_PREFIX),),
+    },
 )  # fmt: skip
-#: The dialer's own user: what its tracker (callcenter/campaigns/tracker.py) folds in, the
-#: dialplan's UserEvents only when they are the dialer's. Actions: Originate, and
+#: The dialer's own user: what its tracker (callcenter/campaigns/tracker.py) folds in, of the
+#: calls it originated only. Every channel of such a call (the Local ;1 and ;2 halves, the
+#: agent's channel app_queue dials, a preview's customer leg dialled from the agent's phone)
+#: has the originated channel's id as ``Linkedid``; but the DialEnd of the Originate itself
+#: has no calling channel, only ``Dest*`` headers (``DestLinkedid``). The OriginateResponse
+#: has no Linkedid: it carries the ActionID, which is the channel id. The dialplan's
+#: UserEvents are taken by name: DialerAMD and DialerMessage are only ever raised in the
+#: dialer's contexts (dialplans/outbound.conf.j2), so the name alone keeps them to its calls
+#: and leaves out the other UserEvents of its calls (CallRecording). Actions: Originate, and
 #: CoreShowChannels after a reconnect.
 DIALER = Reader(
-    ("OriginateResponse", "Newchannel", "DialEnd", "QueueCallerJoin", "AgentConnect", "Hangup"),
-    {
-        "Newstate": NARROWED["Newstate"],
-        "UserEvent": (("UserEvent", ("DialerAMD", "DialerMessage")),),
-    },
+    (), {"UserEvent": (("UserEvent", ("DialerAMD", "DialerMessage")),)},
     read=DIALER_EVENT_CLASSES, write="originate,reporting",
+    prefixed={
+        "OriginateResponse": (("ActionID", CHANNEL_PREFIX),),
+        "Newchannel": (("Linkedid", CHANNEL_PREFIX),),
+        "Newstate": (("Linkedid", CHANNEL_PREFIX),),
+        "DialEnd": (("Linkedid", CHANNEL_PREFIX), ("DestLinkedid", CHANNEL_PREFIX)),
+        "QueueCallerJoin": (("Linkedid", CHANNEL_PREFIX),),
+        "AgentConnect": (("Linkedid", CHANNEL_PREFIX),),
+        "Hangup": (("Linkedid", CHANNEL_PREFIX),),
+    },
 )  # fmt: skip
 
 

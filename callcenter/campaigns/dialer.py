@@ -65,6 +65,7 @@ from callcenter.config import Settings
 from callcenter.db.engine import make_engine
 from callcenter.db.models import Call
 from callcenter.db.models_campaigns import Campaign, CampaignAttempt
+from callcenter.webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,13 @@ ORIGINATE_GRACE = 30.0
 PREVIEW_AGENT_WAIT = 10.0
 #: Seconds a campaign's day counters may be behind (re-read from the database this often).
 COUNTS_EVERY = 5.0
+#: Seconds between two reads of the campaigns (which run, their settings) and renewals of
+#: their leases. Not every tick: that was a query a second whatever happened. A campaign
+#: started is taken within this; one paused dials nothing more at once (each claim reads its
+#: state) and its lease is let go within this.
+CAMPAIGNS_EVERY = 3.0
+#: Seconds the writer lets an attempt's facts gather before it writes them (see _writer).
+WRITE_LINGER = 0.5
 #: Seconds between two reads of a campaign's contacts' time zones: contacts imported into a
 #: zone it had none in are dialled from the next read on (a scan of the campaign's contacts,
 #: ~0.1 s for a million; judging every zone of the tz database at each claim, and asking the
@@ -151,6 +159,7 @@ class Dialer:
         self._writes: deque[tracker.Change] = deque()
         self._wake_writer = asyncio.Event()
         self._reconcile = False
+        self._campaigns_read_at = -float("inf")
         self._outbox: dict[str, bytes] = {}
         self._wake_mqtt = asyncio.Event()
         # Set when the ticker has published its last snapshots: MQTT may close after that.
@@ -223,6 +232,11 @@ class Dialer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.5):
                         await self._wake_writer.wait()
+                if self._writes and not stop.is_set():
+                    # Let the rest of the call's facts come (ringing, answered, queued and
+                    # connected are often within a second): one transaction, and one UPDATE
+                    # per attempt (coalesce), instead of one each.
+                    await asyncio.sleep(WRITE_LINGER)
                 continue
             batch = list(self._writes)
             try:
@@ -241,6 +255,7 @@ class Dialer:
 
     def _write(self, batch: list[tracker.Change]) -> None:
         with Session(self.engine) as session, session.begin():
+            hooks: list[int] | None = None  # read once per batch, at its first end
             for change in coalesce(batch):
                 if isinstance(change, tracker.AttemptUpdate):
                     cols = {
@@ -250,7 +265,8 @@ class Dialer:
                     scheduling.update_attempt(session, change.channel_id, **cols)
                 else:
                     t = change.track
-                    scheduling.update_attempt(session, t.channel_id, **_final_columns(t))
+                    if hooks is None:
+                        hooks = outbox.hooks_for(session, "campaign.attempt")
                     scheduling.finish(
                         session,
                         t.channel_id,
@@ -258,6 +274,8 @@ class Dialer:
                         at=_at(t.ended_at) or dt.datetime.now(UTC),
                         hangup_cause=t.hangup_cause,
                         reason=t.reason,
+                        facts=_final_columns(t),
+                        hooks=hooks,
                     )
 
     # --- MQTT: agents in, campaign snapshots out ----------------------------------------------
@@ -403,9 +421,13 @@ class Dialer:
             t, changes = tracker.expire(track, now, ring + ORIGINATE_GRACE)
             if changes:
                 self._apply(t, changes)
-        fresh = await asyncio.to_thread(self._hold_leases, now)
-        if fresh:
-            self._reconcile = True
+        # A third of the lease at most: it is renewed a third of the way through.
+        every = min(CAMPAIGNS_EVERY, self.settings.dialer.lease_seconds / 3)
+        if now - self._campaigns_read_at >= every:
+            self._campaigns_read_at = now
+            fresh = await asyncio.to_thread(self._hold_leases, now)
+            if fresh:
+                self._reconcile = True
         for run in list(self.runs.values()):
             await self._pace(run, now)
         self._publish_all()

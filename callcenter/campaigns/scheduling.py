@@ -28,7 +28,6 @@ it would lower the abandon rate without cause. An abandon is the outcome ``aband
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +35,11 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import case, func, literal, select, text, update
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from callcenter.campaigns import tracker
 from callcenter.campaigns.store import CampaignError, windows_of
 from callcenter.campaigns.windows import may_call
 from callcenter.db.models_campaigns import (
@@ -82,7 +83,7 @@ class Claimed:
     """A contact claimed for one attempt: what the dialer originates and the agent sees."""
 
     attempt_id: int
-    #: The ChannelId to give Asterisk's Originate (a uuid4 string).
+    #: The ChannelId to give Asterisk's Originate (``dialer-<uuid4>``: tracker.new_channel_id).
     channel_id: str
     contact_id: int
     phone: str
@@ -372,7 +373,7 @@ def claim(
                 day=day,
                 period=period,
                 phase="dialling",
-                channel_id=str(uuid.uuid4()),
+                channel_id=tracker.new_channel_id(),
                 **common,
             )
             session.add(attempt)
@@ -388,28 +389,53 @@ def claim(
 # --- attempts in progress and their end ------------------------------------------------------
 
 
-def update_attempt(session: Session, channel_id: str, **columns: Any) -> bool:
-    """Record facts of an attempt in progress (``answered_at``, ``amd_status``, ``agent``...):
-    only columns of :class:`CampaignAttempt`; not its keys nor its ``outcome`` (that is
-    :func:`finish`'s). ``phase`` changes only while the attempt has no outcome. False for
-    an unknown ``channel_id``."""
+def _check_columns(columns: dict[str, Any]) -> None:
     unknown = set(columns) - _ATTEMPT_COLUMNS
     if unknown:
         raise ValueError(f"campaign_attempts has no column {', '.join(sorted(unknown))}")
     fixed = set(columns) & _FIXED_COLUMNS
     if fixed:
         raise ValueError(f"update_attempt does not set {', '.join(sorted(fixed))} (see finish)")
-    # A plain UPDATE of the table, not the ORM's bulk update: the dialer writes one per fact
-    # of every call (the ORM's bookkeeping was a fifth of its CPU); objects of the session
-    # are not refreshed (callers that hold one refresh it).
-    t = _ATTEMPTS
-    values = dict(columns)
-    if "phase" in values:
-        values["phase"] = case((t.c.outcome.is_(None), literal(values["phase"])), else_=t.c.phase)
-    # Nothing to set: a no-op write tells whether the attempt exists.
-    statement = update(t).where(t.c.channel_id == channel_id).values(values or {"phase": t.c.phase})
-    found = session.execute(statement.returning(t.c.id)).all()
+
+
+def update_attempt(session: Session, channel_id: str, **columns: Any) -> bool:
+    """Record facts of an attempt in progress (``answered_at``, ``amd_status``, ``agent``...):
+    only columns of :class:`CampaignAttempt`; not its keys nor its ``outcome`` (that is
+    :func:`finish`'s). ``phase`` changes only while the attempt has no outcome. False for
+    an unknown ``channel_id``."""
+    _check_columns(columns)
+    # The driver's own statement on the session's connection, not SQLAlchemy's UPDATE: the
+    # dialer writes one per fact of every call, and building, keying and compiling the
+    # statement each time was a third of a busy dialer's CPU (the soak's profile). The SQL
+    # text is cached per set of columns; psycopg prepares it once it repeats. Objects of the
+    # session are not refreshed (callers that hold one refresh it) and nothing pending in it
+    # is flushed first: write those with the session before calling this.
+    keys = tuple(sorted(columns))
+    params: list[Any] = [columns[k] for k in keys]
+    params.append(channel_id)
+    cursor = _cursor(session)
+    try:
+        cursor.execute(_update_sql(keys), params)
+        found = cursor.fetchall()
+    finally:
+        cursor.close()
     return bool(found)
+
+
+@lru_cache(maxsize=64)
+def _update_sql(keys: tuple[str, ...]) -> str:
+    """``UPDATE campaign_attempts`` of these columns (checked names: keys of the table), by
+    ``channel_id``, returning the id; ``phase`` only while the attempt has no outcome."""
+    sets = []
+    for key in keys:
+        name = _ATTEMPTS.c[key].name
+        if key == "phase":
+            sets.append(f"{name} = CASE WHEN outcome IS NULL THEN %s ELSE {name} END")
+        else:
+            sets.append(f"{name} = %s")
+    if not sets:  # nothing to set: a no-op write tells whether the attempt exists
+        sets.append("phase = phase")
+    return f"UPDATE {_ATTEMPTS.name} SET {', '.join(sets)} WHERE channel_id = %s RETURNING id"
 
 
 def finish(
@@ -420,57 +446,122 @@ def finish(
     at: dt.datetime,
     hangup_cause: int | None = None,
     reason: str = "",
+    facts: dict[str, Any] | None = None,
+    hooks: Sequence[int] | None = None,
 ) -> bool:
     """End the attempt ``channel_id`` with ``outcome`` at ``at`` and apply the retry rule to
     its contact. Idempotent: an attempt that already has an outcome is left as it is
     (False; also for an unknown ``channel_id``). A ``skipped`` attempt was not dialled: it
-    does not count among the contact's attempts."""
+    does not count among the contact's attempts. ``facts``: columns of the call as
+    :func:`update_attempt` takes them, set first (also on an attempt already ended), in the
+    same write as the end. ``hooks``: the webhooks that want ``campaign.attempt``
+    (``outbox.hooks_for`` in this transaction), when ending many attempts in one."""
     if outcome not in ATTEMPT_OUTCOMES:
         raise ValueError(f"unknown attempt outcome {outcome!r}")
-    attempt = session.scalar(
-        select(CampaignAttempt).where(CampaignAttempt.channel_id == channel_id).with_for_update()
-    )
-    if attempt is None or attempt.outcome is not None:
-        return False
-    counted = attempt.phase != "previewing"
-    attempt.phase = "ended"
-    attempt.outcome = outcome
-    attempt.ended_at = at
-    if hangup_cause is not None:
-        attempt.hangup_cause = hangup_cause
-    if reason:
-        attempt.reason = reason[:200]
-    contact = None
-    if attempt.contact_id is not None:
-        contact = session.scalar(
-            select(Contact).where(Contact.id == attempt.contact_id).with_for_update()
-        )
-    # Only the contact this attempt holds: one an operator has since changed is left alone.
-    if contact is not None and contact.status in ("dialling", "previewing"):
-        if outcome == "skipped" and counted:
-            contact.attempts = max(0, contact.attempts - 1)
-        campaign = session.get(Campaign, attempt.campaign_id)
-        assert campaign is not None
-        state = next_contact_state(
-            outcome,
-            attempts=contact.attempts,
-            rule=RetryRule.of(campaign),
-            ended_at=at,
-            dnc=attempt.reason == DNC_REASON,
-        )
-        contact.status = state.status
-        contact.next_attempt_at = state.next_attempt_at
-        contact.last_outcome = state.last_outcome
-    session.flush()
+    if facts:
+        _check_columns(facts)
+        if "phase" in facts:
+            raise ValueError("finish sets the phase of the attempt it ends")
+    # The driver's own statements, as in update_attempt: the dialer ends one attempt per call,
+    # and the ORM's load, flush and refresh of two objects was a quarter of its CPU. Objects
+    # of these rows that the session holds are given the values written (_sync), and what the
+    # session has pending is written first.
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    cursor = _cursor(session)
+    try:
+        cursor.execute(_SELECT_ATTEMPT, (channel_id,))
+        found = cursor.fetchone()
+        if found is None:
+            return False
+        row = dict(zip(_ATTEMPT_NAMES, found, strict=True))
+        sets: dict[str, Any] = dict(facts or {})
+        ended = row["outcome"] is not None
+        counted = row["phase"] != "previewing"
+        if not ended:
+            sets.update(phase="ended", outcome=outcome, ended_at=at)
+            if hangup_cause is not None:
+                sets["hangup_cause"] = hangup_cause
+            if reason:
+                sets["reason"] = reason[:200]
+        if sets:
+            keys = tuple(sorted(sets))
+            cursor.execute(_set_sql(_ATTEMPTS, keys), [*(sets[k] for k in keys), row["id"]])
+            row.update(sets)
+            _sync(session, CampaignAttempt, row["id"], sets)
+        if ended:
+            return False
+        contact_id = row["contact_id"]
+        if contact_id is not None:
+            cursor.execute(_SELECT_CONTACT, (contact_id,))
+            contact = cursor.fetchone()
+            # Only the contact this attempt holds: one an operator has since changed is
+            # left alone.
+            if contact is not None and contact[0] in ("dialling", "previewing"):
+                attempts = int(contact[1])
+                if outcome == "skipped" and counted:
+                    attempts = max(0, attempts - 1)
+                campaign = session.get(Campaign, row["campaign_id"])
+                assert campaign is not None
+                state = next_contact_state(
+                    outcome,
+                    attempts=attempts,
+                    rule=RetryRule.of(campaign),
+                    ended_at=at,
+                    dnc=row["reason"] == DNC_REASON,
+                )
+                values = {
+                    "status": state.status,
+                    "next_attempt_at": state.next_attempt_at,
+                    "last_outcome": state.last_outcome,
+                    "attempts": attempts,
+                }
+                keys = tuple(values)
+                cursor.execute(_set_sql(_CONTACTS, keys), [*values.values(), contact_id])
+                _sync(session, Contact, contact_id, values)
+    finally:
+        cursor.close()
     # The CRM's webhook, in this transaction: the attempt's end and its event commit together.
     outbox.enqueue(
         session,
         "campaign.attempt",
-        outbox.attempt_event(attempt),
-        key=outbox.attempt_key(attempt),
+        outbox.attempt_payload(row),
+        key=outbox.attempt_key_of(row["id"]),
         at=at,
+        hooks=hooks,
     )
     return True
+
+
+_CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
+_ATTEMPT_NAMES = tuple(c.name for c in _ATTEMPTS.columns)
+_SELECT_ATTEMPT = (
+    f"SELECT {', '.join(_ATTEMPT_NAMES)} FROM {_ATTEMPTS.name} WHERE channel_id = %s FOR UPDATE"
+)
+_SELECT_CONTACT = f"SELECT status, attempts FROM {_CONTACTS.name} WHERE id = %s FOR UPDATE"
+
+
+def _cursor(session: Session) -> Any:
+    """A cursor of the driver's connection of ``session``'s transaction."""
+    dbapi = session.connection().connection.dbapi_connection
+    assert dbapi is not None
+    return dbapi.cursor()
+
+
+@lru_cache(maxsize=64)
+def _set_sql(table: sa.Table, keys: tuple[str, ...]) -> str:
+    """``UPDATE table SET`` these columns (keys of the table) ``WHERE id = %s``."""
+    sets = ", ".join(f"{table.c[key].name} = %s" for key in keys)
+    return f"UPDATE {table.name} SET {sets} WHERE id = %s"
+
+
+def _sync(session: Session, cls: type[Any], ident: int, values: dict[str, Any]) -> None:
+    """The object of this row that ``session`` holds, if any, given the values just written
+    (as loaded, not as changes to write)."""
+    held = session.identity_map.get(session.identity_key(cls, ident))
+    if held is not None:
+        for key, value in values.items():
+            set_committed_value(held, key, value)
 
 
 def contacts_left(session: Session, campaign_id: int) -> int:
@@ -571,7 +662,7 @@ def preview_take(
             day=day,
             period=period,
             phase="previewing",
-            channel_id=str(uuid.uuid4()),
+            channel_id=tracker.new_channel_id(),
             agent=agent,
             **common,
         )

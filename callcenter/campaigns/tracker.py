@@ -1,10 +1,13 @@
 """What happened to each dial: AMI events in, the attempt's facts and outcome out. Pure.
 
-The dialer originates every call with ``Async``, a ``ChannelId`` (the attempt's id: Asterisk
-makes it the channel's Uniqueid, so every channel, queue and agent event of the call carries
-it), an ``ActionID`` equal to it (the OriginateResponse carries the ActionID even when no
-channel was ever made), and for a Local channel an ``OtherChannelId`` (:func:`other_id`) for
-its ``;2`` half, whose Hangup cause is the customer's. :func:`route` finds the attempt an
+The dialer originates every call with ``Async``, a ``ChannelId`` (the attempt's id, made by
+:func:`new_channel_id`: Asterisk makes it the channel's Uniqueid, so every channel, queue and
+agent event of the call carries it, and the ``Linkedid`` of every channel of the call), an
+``ActionID`` equal to it (the OriginateResponse carries the ActionID even when no channel was
+ever made), and for a Local channel an ``OtherChannelId`` (:func:`other_id`) for its ``;2``
+half, whose Hangup cause is the customer's. Every id begins with :data:`CHANNEL_PREFIX`, so
+that the dialer's AMI user is sent the events of its own calls only (callcenter/ami/wanted.py
+``DIALER``). :func:`route` finds the attempt an
 event belongs to; :func:`step` folds the event into the attempt's :class:`Track` and says
 what changed for the attempt record (:class:`AttemptUpdate`) and when it ended
 (:class:`AttemptEnded`).
@@ -32,6 +35,7 @@ as no live answer.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -44,6 +48,18 @@ NO_ANSWER_CAUSES = frozenset({18, 19, 21})
 REASON_NO_ANSWER, REASON_ANSWERED, REASON_BUSY, REASON_CONGESTION = 3, 4, 5, 8
 #: Phases of a call the pacer counts as in flight (before an agent or a message).
 IN_FLIGHT = frozenset({"dialling", "ringing", "answered", "queued"})
+
+
+#: How every channel id of the dialer begins: its AMI user's eventfilter takes the events
+#: whose ``Linkedid`` (or the OriginateResponse's ``ActionID``) begins with it.
+CHANNEL_PREFIX = "dialer-"
+
+
+def new_channel_id() -> str:
+    """A new attempt's ChannelId: :data:`CHANNEL_PREFIX` and a uuid4, 43 characters (the
+    attempt's column holds 64; :func:`other_id` adds 2; Asterisk keeps uniqueids of up to
+    149, ``AST_MAX_PUBLIC_UNIQUEID``)."""
+    return f"{CHANNEL_PREFIX}{uuid.uuid4()}"
 
 
 def other_id(channel_id: str) -> str:
@@ -120,9 +136,10 @@ _ROUTE_HEADERS = ("Uniqueid", "DestUniqueid", "ActionID")
 
 def may_route(fields: Mapping[str, str], tracks: Mapping[str, Track]) -> bool:
     """Whether :func:`route` could find an attempt for an event with these raw headers: a
-    cheap test on the text, so that the events of other calls (most of what the dialer's AMI
-    user is sent: every call's Hangup and Newchannel) are not typed at all. Never False where
-    :func:`route` would give a key."""
+    cheap test on the text, so that the events of other channels are not typed at all (with
+    its own AMI user the dialer is sent its calls' events only, the agents' channels among
+    them; sharing the bridge's, every call's). Never False where :func:`route` would give a
+    key."""
     if not tracks:
         return False
     for header in _ROUTE_HEADERS:

@@ -261,8 +261,8 @@ def _transferred(call: Call, e: QueueLogEntry) -> tuple[Call, float | None]:
 
 
 #: An Asterisk Uniqueid (``<epoch>.<n>``): what an inbound caller's channel has. The dialer
-#: and callbacks originate with a ChannelId of their own (a UUID), so a callid that is not one
-#: is an outbound call.
+#: and callbacks originate with a ChannelId of their own (``dialer-<uuid>``,
+#: ``cb-<id>-<epoch>``), so a callid that is not one is an outbound call.
 _UNIQUEID = re.compile(r"\d+\.\d+")
 
 

@@ -16,7 +16,6 @@ many are open).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
+import orjson
 
 from callcenter.ami.connection import Backoff
 from callcenter.campaigns.snapshot import CampaignFigures
@@ -104,8 +104,8 @@ class LiveState:
                 self._forget(held)
             return
         try:
-            record = model.parse(json.loads(payload))
-        except (ValueError, PayloadError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+            record = model.parse(orjson.loads(payload))
+        except (ValueError, TypeError, PayloadError) as exc:  # orjson's JSONDecodeError too
             self.rejected += 1
             log.debug("wallboard: ignored message on %s: %s", topic, exc)
             return

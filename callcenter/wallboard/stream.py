@@ -9,7 +9,8 @@ The stream: ``snapshot`` (the whole board) first, then a ``clock`` event (the se
 so the browser ticks waits correctly whatever its own clock says), then a ``delta`` per push,
 and a ``clock`` every ``KEEPALIVE`` seconds (it also lets a proxy and the browser notice a
 dead connection). The session is checked again at each keep-alive: a removed user's or a
-revoked token's stream ends.
+revoked token's stream ends. The hub writes the deltas itself (:mod:`callcenter.wallboard.hub`);
+this handler only opens the stream, keeps it alive and ends it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import asyncio
 import contextlib
 import time
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from callcenter.wallboard.context import parts, require
 from callcenter.wallboard.hub import encode
 
 KEEPALIVE = 15.0
+#: Seconds the agent's desk stream waits for one write (callcenter.wallboard.desk.views).
 WRITE_TIMEOUT = 10.0
 
 
@@ -41,30 +43,33 @@ async def events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
         }
     )
-    await response.prepare(request)
-    sub = p.hub.subscribe()
+    # The hub writes chunks of its own onto the transport (hub.py says why): the coding
+    # must be chunked, as aiohttp would choose anyway for HTTP/1.1. HTTP/1.0 (nginx's
+    # default towards its upstream) has no chunks: the body ends when the connection does
+    # (aiohttp 3.14 would keep an HTTP/1.0 connection alive after a body without a length).
+    if request.version >= HttpVersion11:
+        response.enable_chunked_encoding()
+    else:
+        response.force_close()
+    await response.prepare(request)  # sends the headers at once (a StreamResponse does)
+    transport = request.transport
+    if transport is None:
+        return response
+    sub = p.hub.subscribe(transport, chunked=response.chunked)
     try:
-        data = p.hub.snapshot_event() + clock_event()
-        while True:
-            async with asyncio.timeout(WRITE_TIMEOUT):
-                await response.write(data)
-            data = b""
+        sub.offer(clock_event())
+        while not sub.ended:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(KEEPALIVE):
                     await sub.wake.wait()
-            if sub.closed or sub.dropped or request.transport is None:
+            if sub.ended or transport.is_closing():
                 break
-            if request.transport.is_closing():
+            # Keep-alive, and is the visitor still welcome?
+            if p.auth.visitor(request) is None:
                 break
-            if sub.pending:
-                data = sub.take()
-            else:  # a quiet spell: keep-alive, and is the visitor still welcome?
-                sub.wake.clear()
-                if p.auth.visitor(request) is None:
-                    break
-                data = clock_event()
-    except (ConnectionError, TimeoutError):
-        pass  # the browser went away, or stopped reading: it reconnects if it is alive
+            sub.offer(clock_event())
     finally:
         p.hub.unsubscribe(sub)
+    if sub.dropped:
+        response.force_close()  # its buffer is full: no keep-alive after the last chunk
     return response

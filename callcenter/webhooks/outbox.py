@@ -39,7 +39,7 @@ import ipaddress
 import json
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -81,6 +81,12 @@ def event_id(event_type: str, key: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{event_type}\0{key}")
 
 
+def hooks_for(session: Session, event_type: str) -> list[int]:
+    """The ids of the webhooks that want ``event_type``."""
+    query = select(Webhook.id).where(Webhook.events.contains([event_type]))
+    return list(session.scalars(query))
+
+
 def enqueue(
     session: Session,
     event_type: str,
@@ -88,6 +94,7 @@ def enqueue(
     *,
     key: str,
     at: dt.datetime | None = None,
+    hooks: Sequence[int] | None = None,
 ) -> uuid.UUID | None:
     """Store the event ``event_type`` for every webhook that wants it, in ``session``'s
     transaction (nothing is committed here). ``key`` names the event among those of its type
@@ -95,10 +102,13 @@ def enqueue(
     producer that runs again after a crash sends nothing twice. It must therefore differ
     for every event: ``case.changed`` needs the change's own id, not the case's.
     ``payload`` is stored as JSON (times become ISO 8601 strings). Returns the event id, or
-    None when no webhook wants this type (then nothing is written)."""
+    None when no webhook wants this type (then nothing is written). ``hooks``: the webhooks
+    that want it (:func:`hooks_for` in this transaction), for a producer that enqueues many
+    events at once; by default they are read here."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
-    hooks = session.scalars(select(Webhook.id).where(Webhook.events.contains([event_type]))).all()
+    if hooks is None:
+        hooks = hooks_for(session, event_type)
     if not hooks:
         return None
     when = at or dt.datetime.now(dt.UTC)
@@ -132,34 +142,31 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def attempt_key(attempt: CampaignAttempt) -> str:
-    return f"attempt:{attempt.id}"
+    return attempt_key_of(attempt.id)
+
+
+def attempt_key_of(attempt_id: int) -> str:
+    return f"attempt:{attempt_id}"
+
+
+#: The ``campaign.attempt`` payload's fields: columns of ``campaign_attempts``.
+_ATTEMPT_FIELDS = ("id", "campaign_id", "contact_id", "phone", "attempt_no", "mode", "paced",
+                   "outcome", "reason", "hangup_cause", "amd_status", "agent", "caller_id",
+                   "channel_id", "node")  # fmt: skip
+_ATTEMPT_TIMES = ("created_at", "originated_at", "answered_at", "human_at", "agent_at",
+                  "ended_at")  # fmt: skip
 
 
 def attempt_event(attempt: CampaignAttempt) -> dict[str, Any]:
-    """The ``campaign.attempt`` payload of an ended attempt (``scheduling.finish``)."""
-    return {
-        "attempt_id": attempt.id,
-        "campaign_id": attempt.campaign_id,
-        "contact_id": attempt.contact_id,
-        "phone": attempt.phone,
-        "attempt_no": attempt.attempt_no,
-        "mode": attempt.mode,
-        "paced": attempt.paced,
-        "outcome": attempt.outcome,
-        "reason": attempt.reason,
-        "hangup_cause": attempt.hangup_cause,
-        "amd_status": attempt.amd_status,
-        "agent": attempt.agent,
-        "caller_id": attempt.caller_id,
-        "channel_id": attempt.channel_id,
-        "node": attempt.node,
-        "created_at": _iso(attempt.created_at),
-        "originated_at": _iso(attempt.originated_at),
-        "answered_at": _iso(attempt.answered_at),
-        "human_at": _iso(attempt.human_at),
-        "agent_at": _iso(attempt.agent_at),
-        "ended_at": _iso(attempt.ended_at),
-    }
+    """The ``campaign.attempt`` payload of an ended attempt."""
+    return attempt_payload({k: getattr(attempt, k) for k in (*_ATTEMPT_FIELDS, *_ATTEMPT_TIMES)})
+
+
+def attempt_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``campaign.attempt`` payload of an ended attempt's row (``scheduling.finish``)."""
+    out = {("attempt_id" if k == "id" else k): row[k] for k in _ATTEMPT_FIELDS}
+    out.update((k, _iso(row[k])) for k in _ATTEMPT_TIMES)
+    return out
 
 
 # --- what is sent ------------------------------------------------------------------------

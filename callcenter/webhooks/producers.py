@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from callcenter.db.models import Call
-from callcenter.db.models_webhooks import Webhook
 from callcenter.webhooks import outbox
 
 UTC = dt.UTC
@@ -66,10 +65,8 @@ def scan_ended_calls(
     watermark). ``updated_at`` is the database's clock when the bridge wrote the row, so a
     call the bridge wrote late (from its spool, after an outage) is still found. Runs in the
     caller's transaction."""
-    wanted = session.scalar(
-        sa.select(Webhook.id).where(Webhook.events.contains(["call.ended"])).limit(1)
-    )
-    if wanted is None:
+    hooks = outbox.hooks_for(session, "call.ended")
+    if not hooks:
         return 0, since
     query = (
         sa.select(Call)
@@ -95,6 +92,7 @@ def scan_ended_calls(
             call_event(call),
             key=f"{call.node}:{call.uniqueid}",
             at=call.ended_at,
+            hooks=hooks,
         )
         mark = call.updated_at if mark is None else max(mark, call.updated_at)
     return len(rows), mark

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import math
 import re
@@ -34,6 +35,7 @@ import shutil
 import struct
 import subprocess
 import time
+import zoneinfo
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ from callcenter.asterisk.render import RenderOptions, Trunk, render
 from callcenter.bridge.app import Bridge
 from callcenter.db.engine import session_scope
 from callcenter.db.models import Agent
+from tests.e2e import recorder
 from tests.test_asterisk_live import (
     Ami,
     asterisk_binary,
@@ -217,6 +220,8 @@ def start_pbx(
             f"\n[e2e-admin]\nsecret = {ADMIN_SECRET}\ndeny = 0.0.0.0/0.0.0.0\n"
             "permit = 127.0.0.1/255.255.255.255\nread = system,call,agent\nwrite = system\n"
         )
+        # The dialer recordings' listener (tests/e2e/recorder.py): every event, unfiltered.
+        fh.write(recorder.manager_section())
     with (where / "stdout.log").open("wb") as log:
         proc = subprocess.Popen(
             run.command_line(binary, where), stdout=log, stderr=subprocess.STDOUT,
@@ -612,3 +617,21 @@ def report_json(settings: config.Settings) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.output)
     return data
+
+
+#: Zones 12 hours of the day apart at most 3.5 hours: one has any wanted hour.
+ZONES = (
+    "Asia/Tokyo", "Asia/Kolkata", "Europe/Berlin", "Europe/London", "America/Sao_Paulo",
+    "America/New_York", "America/Chicago", "America/Los_Angeles", "Pacific/Honolulu",
+    "Pacific/Auckland", "Australia/Sydney", "Asia/Dubai",
+)  # fmt: skip
+
+
+def zone_where(hours: range) -> str:
+    """A time zone whose local hour is now in ``hours``: contacts there are in a campaign's
+    calling window (8:00-21:00 by default) whatever the hour of the run."""
+    now = dt.datetime.now(dt.UTC)
+    for name in ZONES:
+        if now.astimezone(zoneinfo.ZoneInfo(name)).hour in hours:
+            return name
+    raise AssertionError("no zone with the wanted hour")  # 12 zones cover every hour

@@ -1,10 +1,13 @@
 """Opt-in recordings of the dialer's end-to-end tests: ``CALLCENTER_RECORD_DIALER=DIR``.
 
 With the variable set, each test of ``tests/e2e/test_dialer.py`` runs beside a recorder of its
-own: a separate AMI connection (the ``callcenter`` user, ``Events: on``: the events the dialer's
-own connection gets) opened before the test and closed after it, and at the end a copy of what
-Asterisk and the dialer wrote. ``DIR/<test name>/`` then holds, in the formats of
-``tests/fixtures/asterisk-traces`` (see ``tests/traces.py``):
+own: a separate AMI connection opened before the test and closed after it, and at the end a
+copy of what Asterisk and the dialer wrote. The connection logs in with ``Events: on`` as a
+test-only user, :data:`USERNAME` (:func:`manager_section`, which ``tests/e2e/conftest.py``
+adds to manager.conf): the read classes of the bridge's user but no ``eventfilter``, so that a
+recording holds every event of those classes, not only what our users are sent (what each is
+sent is worked out from it: tests/test_ami_wanted.py). ``DIR/<test name>/`` then holds, in the
+formats of ``tests/fixtures/asterisk-traces`` (see ``tests/traces.py``):
 
 - ``ami.txt``: every byte received, banner and login response included;
 - ``ami-sent.txt``: every byte sent (the Login and the Logoff);
@@ -21,17 +24,23 @@ A recording asked of an Asterisk that has already served a call or a log-in fail
 rather than write another test's calls into this one's files.
 
 Without the variable, :func:`recording` does nothing at all.
+
+``python -m tests.e2e.recorder FOLDER...`` (re)writes the generated part of each folder's
+``scenario.md`` (:func:`describe`: the attempts, the timeline of their events, the message
+counts, queue_log and the file sizes), below the hand-written "What happened".
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import contextlib
 import json
 import os
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,14 +48,29 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from callcenter.ami.protocol import AmiParser, Message, encode_action
+from callcenter.ami.protocol import AmiParser, Banner, Message, encode_action
 from callcenter.db.models_campaigns import Campaign, CampaignAttempt
 
 ENV = "CALLCENTER_RECORD_DIALER"
+#: The recorder's AMI user and its secret (a fixed test secret: it is in ami-sent.txt).
+USERNAME = "e2e-recorder"
+SECRET = "e2e-recorder-secret-0123456789"
+#: Its read classes: those the bridge's user read when the first recordings were made
+#: (commit 471eeb9, before any eventfilter), without the later ``security``.
+READ = "agent,call,dialplan,system,user"
 #: Seconds to keep listening after the test (the last Hangups, CDRs and queue_log lines).
 SETTLE = 1.5
 LOGIN_ID = "login-1"
 LOGOFF_ID = "logoff-1"
+
+
+def manager_section() -> str:
+    """The recorder's user for manager.conf: loopback only, reads :data:`READ` unfiltered,
+    may run no action but Login and Logoff."""
+    return (
+        f"\n[{USERNAME}]\nsecret = {SECRET}\ndeny = 0.0.0.0/0.0.0.0\n"
+        f"permit = 127.0.0.1/255.255.255.255\nread = {READ}\nwrite =\n"
+    )
 
 
 class AmiRecorder:
@@ -253,3 +277,145 @@ async def recording(
             _copy(master, folder / "cdr-custom.csv")
             rows = await asyncio.to_thread(attempt_rows, engine)
             (folder / "attempts.json").write_text(json.dumps(rows, indent=1) + "\n")
+
+
+# --- scenario.md ----------------------------------------------------------------------------
+
+#: Where the generated part of a scenario.md begins.
+GENERATED = "## Attempts (generated from attempts.json)"
+#: The events of the timeline, and the headers shown for each (ami.txt has the rest).
+_SHOWN: dict[str, tuple[str, ...]] = {
+    "Newchannel": (),
+    "DialBegin": ("DestChannel",),
+    "Newstate": ("ChannelStateDesc",),
+    "DialEnd": ("DialStatus",),
+    "OriginateResponse": ("Response", "Reason"),
+    "UserEvent": ("UserEvent", "Status", "Cause", "Kind", "Phase", "Message"),
+    "QueueCallerJoin": ("Queue", "Position"),
+    "AgentCalled": ("MemberName",),
+    "AgentRingNoAnswer": ("MemberName", "RingTime"),
+    "QueueCallerAbandon": ("Queue", "HoldTime"),
+    "QueueCallerLeave": ("Queue",),
+    "AgentConnect": ("MemberName", "HoldTime", "RingTime"),
+    "AgentComplete": ("MemberName", "Reason", "TalkTime"),
+    "Hangup": ("Cause", "Cause-txt"),
+    "QueueMemberAdded": ("MemberName",),
+    "QueueMemberRemoved": ("MemberName",),
+}
+_TIMELINE_NOTE = (
+    "From `ami-timeline.jsonl`: the events whose Uniqueid (or DestUniqueid, or ActionID) is an "
+    "attempt's channel id or its `;2` half, and the queue members' arrivals and departures. "
+    "The label is the attempt's (`A1;2`: its Local `;2` half; `A1->agent`, `A1->customer`: a "
+    "Dial from the attempt's channel). Time: the receive time (the table above has the "
+    "dialer's times, from the events' `Timestamp`). `ami.txt` has everything."
+)
+
+
+def _since(epoch: float | None, t0: float) -> str:
+    return "" if epoch is None else f"{epoch - t0:.3f}"
+
+
+def _label(name: str, fields: Mapping[str, str], labels: Mapping[str, str]) -> str | None:
+    """The timeline's label of an event (None: not an attempt's)."""
+    if name in ("QueueMemberAdded", "QueueMemberRemoved"):
+        return ""
+    uid, dest = fields.get("Uniqueid", ""), fields.get("DestUniqueid", "")
+    for cid, label in labels.items():
+        if uid == cid:
+            if name in ("DialBegin", "DialEnd") and dest and dest != cid:
+                agent = fields.get("DestChannel", "").startswith("PJSIP/")
+                return f"{label}->{'agent' if agent else 'customer'}"
+            return label
+        if uid == f"{cid}-2":
+            return f"{label};2"
+        if cid in (dest, fields.get("ActionID", "")):
+            return label
+        if dest == f"{cid}-2":
+            return f"{label};2"
+    return None
+
+
+def describe(folder: Path) -> str:
+    """The generated part of ``folder``'s scenario.md, from its recorded files. Times are
+    seconds after the recorder's first write (its Login, sent as it connected: t0)."""
+    rows: list[dict[str, Any]] = json.loads((folder / "attempts.json").read_text("utf-8"))
+    lines = (folder / "ami-timeline.jsonl").read_text("utf-8").splitlines()
+    chunks: list[dict[str, Any]] = [json.loads(line) for line in lines]
+    t0: float = chunks[0]["t"]
+    out = [
+        GENERATED,
+        "",
+        f"Times are seconds after the recorder connected and sent its Login (t0 = {t0!r} epoch).",
+        "",
+        "| | phone | mode | paced | AMD | outcome | agent | amd_status | hangup cause | "
+        "originated | answered | human | agent at | message | ended | reason |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    labels: dict[str, str] = {}
+    for row in rows:
+        label = "-"
+        if row["channel_id"]:
+            label = labels[row["channel_id"]] = f"A{len(labels) + 1}"
+        started = row["message_started_at"]
+        message = "" if started is None else f"{_since(started, t0)}-"
+        message += _since(row["message_ended_at"], t0) if message else ""
+        cause = "" if row["hangup_cause"] is None else str(row["hangup_cause"])
+        cells = [
+            label, row["phone"], row["mode"], row["paced"], "on" if row["amd"] else "off",
+            row["outcome"] or "", row["agent"] or "", row["amd_status"] or "", cause,
+            *(_since(row[c], t0) for c in ("originated_at", "answered_at", "human_at",
+                                          "agent_at")),
+            message, _since(row["ended_at"], t0), row["reason"] or "",
+        ]  # fmt: skip
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "## Timeline (generated: the attempts' events)", "", _TIMELINE_NOTE, "", "```"]
+    parser = AmiParser()
+    counts: collections.Counter[str] = collections.Counter()
+    for chunk in chunks:
+        if chunk["dir"] != "in":
+            continue
+        for frame in parser.feed(chunk["data"].encode("utf-8")):
+            if isinstance(frame, Banner):
+                counts["banner"] += 1
+                continue
+            if not isinstance(frame, Message):
+                counts["malformed"] += 1
+                continue
+            name = frame.event
+            if name is None:
+                counts[f"Response: {frame.fields.get('Response')}"] += 1
+                continue
+            counts[name] += 1
+            tag = _label(name, frame.fields, labels) if name in _SHOWN else None
+            if tag is None:
+                continue
+            fields = frame.fields
+            channel = fields.get("Channel") or fields.get("DestChannel", "")
+            shown = ", ".join(f"{k}={fields[k]}" for k in _SHOWN[name] if k in fields)
+            when = chunk["t"] - t0
+            out.append(f"+{when:8.3f}  {tag:<14} {name:<20} {channel}  [{shown}]")
+    out += ["```", "", "## AMI message counts (generated)", "", "```"]
+    out += [f"{n:6d}  {name}" for name, n in sorted(counts.items(), key=lambda c: (-c[1], c[0]))]
+    queue_log = (folder / "queue_log").read_text("utf-8").rstrip("\n")
+    out += ["```", "", "## queue_log", "", "```", queue_log, "```", "", "## Files", "", "```"]
+    out += [
+        f"{p.stat().st_size:9d}  {p.name}"
+        for p in sorted(folder.iterdir())
+        if p.name != "scenario.md"
+    ]
+    return "\n".join([*out, "```", "", ""])
+
+
+def main(folders: list[str]) -> None:
+    """Rewrite the generated part of each folder's scenario.md (the text above it is kept)."""
+    for name in folders:
+        folder = Path(name)
+        path = folder / "scenario.md"
+        text = path.read_text("utf-8") if path.exists() else ""
+        head = text[: text.index(GENERATED)] if GENERATED in text else text
+        head = head or f"# Scenario `{folder.name}`\n\n## What happened\n\n(to be written)\n\n"
+        path.write_text(head + describe(folder), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

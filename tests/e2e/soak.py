@@ -415,6 +415,9 @@ class Comparison:
     duplicates: int
     attempts: int
     disagreements: tuple[Disagreement, ...]
+    #: Of ``calls``, the SIPp callers' (an Asterisk Uniqueid for callid); the rest are the
+    #: campaign's customers. None inbound means the callers never got through.
+    inbound: int = 0
 
 
 def read_cdr(path: Path) -> list[list[str]]:
@@ -423,6 +426,10 @@ def read_cdr(path: Path) -> list[list[str]]:
         return []
     with path.open(newline="") as fh:
         return [row for row in csv.reader(fh) if len(row) >= 17]
+
+
+#: A callid that is an Asterisk Uniqueid (``<epoch>.<n>``): an inbound caller's.
+INBOUND_CALLID = re.compile(r"\d+\.\d+")
 
 
 def expected_visits(entries: Sequence[QueueLogEntry]) -> dict[str, Expected]:
@@ -607,8 +614,9 @@ def compare_all(
         attempts = [dict(r) for r in conn.execute(sa.text(sql)).mappings()]
     lost, dups, why = compare_calls(expected, rows, {r[16] for r in cdr}, joined - set(expected))
     a_lost, twice, a_why = compare_attempts(attempts, cdr, now, settle)
+    inbound = sum(1 for callid in expected if INBOUND_CALLID.fullmatch(callid))
     return Comparison(len(expected), lost + a_lost, dups + twice, len(attempts),
-                      tuple(why + a_why))  # fmt: skip
+                      tuple(why + a_why), inbound)  # fmt: skip
 
 
 # --- browsers --------------------------------------------------------------------------------

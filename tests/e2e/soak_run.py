@@ -26,7 +26,15 @@ from sqlalchemy.orm import Session
 
 from callcenter.core.queue_log import parse_queue_log
 from tests.e2e import soak
-from tests.e2e.conftest import ADMIN_SECRET, DID, Pbx, Phones, start_pbx, wait_exit
+from tests.e2e.conftest import (
+    ADMIN_SECRET,
+    DID,
+    Pbx,
+    Phones,
+    start_pbx,
+    wait_exit,
+    zone_where,
+)
 from tests.test_asterisk_live import Ami, free_port
 
 FAULTS = ("restart", "postgres", "mosquitto", "bridge", "ivr", "dialer")
@@ -133,12 +141,15 @@ def make_campaign(engine: Engine, tmp: Path, count: int) -> int:
     from callcenter.campaigns.numbers import Normaliser
 
     numbers = sorted({customer_number(i) for i in range(count * 3)})[:count]
+    # Where it is now 10:00-17:00: inside the calling window for the whole run, whatever
+    # the hour it starts at (in UTC, a run at 22:00 dialled nobody).
+    zone = zone_where(range(10, 18))
     path = tmp / "contacts.csv"
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["phone", "name", "timezone", "account"])
         for i, number in enumerate(numbers):
-            w.writerow([number, f"Customer {i}", "UTC", f"S-{i:05d}"])
+            w.writerow([number, f"Customer {i}", zone, f"S-{i:05d}"])
     with Session(engine) as s, s.begin():
         store.add_campaign(
             s, "soak", region="US", seller_name="Example Energy", seller_number="+12015550100",

@@ -32,18 +32,13 @@ from callcenter.campaigns.dialer import Dialer
 from callcenter.campaigns.numbers import Normaliser
 from callcenter.core.queue_log import parse_queue_log
 from callcenter.db.models_campaigns import Campaign, CampaignAttempt
-from tests.e2e.conftest import Pbx, Stack, stack
+from tests.e2e import recorder
+from tests.e2e.conftest import Pbx, Stack, stack, zone_where
 from tests.e2e.recorder import recording
 
 pytestmark = pytest.mark.asterisk
 
 UTC = dt.UTC
-#: Whatever the hour of the test run, contacts live where it is now 09:00-19:00.
-ZONES = (
-    "Asia/Tokyo", "Asia/Kolkata", "Europe/Berlin", "Europe/London", "America/Sao_Paulo",
-    "America/New_York", "America/Chicago", "America/Los_Angeles", "Pacific/Honolulu",
-    "Pacific/Auckland", "Australia/Sydney", "Asia/Dubai",
-)  # fmt: skip
 CUSTOMERS = "Local/{number}@sim-customer/n"
 
 
@@ -55,20 +50,12 @@ async def record_dialer(
     async with recording(
         request.node.name,
         ami_port=pbx.ami_port,
-        username="callcenter",
-        secret=pbx.settings.node("local").secret.reveal(),
+        username=recorder.USERNAME,
+        secret=recorder.SECRET,
         log_dir=pbx.directory / "log",
         engine=engine,
     ):
         yield
-
-
-def zone_where(hours: range) -> str:
-    now = dt.datetime.now(UTC)
-    for name in ZONES:
-        if now.astimezone(zoneinfo.ZoneInfo(name)).hour in hours:
-            return name
-    raise AssertionError("no zone with the wanted hour")  # 12 zones cover every hour
 
 
 def phone(kind: int, stay: int, serial: int) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from callcenter.db.models import Call
 from callcenter.db.models_campaigns import Campaign, CampaignAttempt
-from tests.e2e.conftest import IVRS, Pbx, stack
+from tests.e2e.conftest import IVRS, Pbx, stack, zone_where
 from tests.e2e.test_dialer import (
     NEVER,
     PERSON,
@@ -26,7 +26,6 @@ from tests.e2e.test_dialer import (
     make_campaign,
     phone,
     until,
-    zone_where,
 )
 
 pytestmark = pytest.mark.asterisk

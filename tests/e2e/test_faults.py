@@ -59,6 +59,7 @@ def test_whole_run(outcome: Outcome) -> None:
     c = outcome.comparison
     assert (c.lost, c.duplicates) == (0, 0), _why(outcome)
     assert c.calls > 0, c
+    assert c.inbound > 0, c  # the SIPp callers got through, not only the campaign
     assert c.attempts > 0, c
 
 

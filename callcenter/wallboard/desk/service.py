@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -166,7 +166,7 @@ class Desk:
         if kind not in ("calls", "agents"):
             return
         try:
-            data = json.loads(payload)
+            data = orjson.loads(payload)
         except ValueError:
             return
         if not isinstance(data, dict):
