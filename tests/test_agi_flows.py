@@ -417,12 +417,58 @@ async def test_callback_other_number_and_no_trunk(db: Engine) -> None:
 async def test_callback_restart_safety_and_life_cycle(db: Engine) -> None:
     """A pending callback in the database (the service was down) is placed by a fresh
     service; a live placeholder is left alone; AgentConnect, DialEnd and Hangup move it on."""
-    cid = callback_store.create(
+    cid = _pending_callback(db, NOW - dt.timedelta(minutes=5))
+    async with callback_service(db, callback_attempts=2, callback_retry_seconds=0) as (
+        service,
+        conn,
+    ):
+        await _originated(service, 1)
+        placeholder = f"cb-{cid}-{int(NOW.timestamp())}"
+        (originate,) = sent(conn, "Originate")
+        assert originate["ChannelId"] == placeholder
+        # Alive (listed by CoreShowChannels): nothing more is originated.
+        conn.channels = [
+            f"Event: CoreShowChannel\r\nChannel: Local/hold@queue-callback-00000000;2\r\n"
+            f"Uniqueid: {placeholder}-q"
+        ]
+        assert await service.scan() == 0
+        # An agent takes it; the customer does not answer; then the placeholder hangs up.
+        await conn.send(event("AgentConnect", Uniqueid=f"{placeholder}-q", MemberName="alice"))
+        await _wait_status(db, cid, "dialing")
+        await conn.send(event("DialEnd", Uniqueid=placeholder, DialStatus="NOANSWER"))
+        await _wait_status(db, cid, "pending")
+        row = callback_store.get(db, cid)
+        assert row is not None
+        assert row.attempts == 1
+        assert row.agent == "alice"
+        conn.channels = []
+        service.wake()
+        await _originated(service, 2)
+        await conn.send(event("AgentConnect", Uniqueid=f"{placeholder}-q", MemberName="bob"))
+        await _wait_status(db, cid, "dialing")
+        await conn.send(event("DialEnd", Uniqueid=placeholder, DialStatus="ANSWER"))
+        await _wait_status(db, cid, "connected")
+    row = callback_store.get(db, cid)
+    assert row is not None
+    assert row.agent == "bob"
+    assert row.attempts == 2
+
+
+def _pending_callback(db: Engine, at: dt.datetime) -> int:
+    """A callback asked for at ``at`` and not placed yet (as if the service had been down)."""
+    return callback_store.create(
         db, node=NODE, queue="sales", number="5557654321", caller_uniqueid="77.1",
         caller_number="5557654321", priority=3, position=None, dial="PJSIP/5557654321@t",
-        now=NOW - dt.timedelta(minutes=5),
+        now=at,
     )  # fmt: skip
-    async with rig(db, callback_attempts=2, callback_retry_seconds=0) as (r, conn):
+
+
+@contextlib.asynccontextmanager
+async def callback_service(
+    db: Engine, **options: Any
+) -> AsyncIterator[tuple[CallbackService, FakeConnection]]:
+    """A running CallbackService on the rig's fake AMI connection, stopped on the way out."""
+    async with rig(db, **options) as (r, conn):
         assert conn is not None
         service = CallbackService(
             db, r.ami, NODE, r.services.options, clock=lambda: NOW.timestamp()
@@ -430,43 +476,16 @@ async def test_callback_restart_safety_and_life_cycle(db: Engine) -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
         try:
-            async with asyncio.timeout(5):
-                while service.originated < 1:
-                    await asyncio.sleep(0.02)
-            placeholder = f"cb-{cid}-{int(NOW.timestamp())}"
-            (originate,) = sent(conn, "Originate")
-            assert originate["ChannelId"] == placeholder
-            # Alive (listed by CoreShowChannels): nothing more is originated.
-            conn.channels = [
-                f"Event: CoreShowChannel\r\nChannel: Local/hold@queue-callback-00000000;2\r\n"
-                f"Uniqueid: {placeholder}-q"
-            ]
-            assert await service.scan() == 0
-            # An agent takes it; the customer does not answer; then the placeholder hangs up.
-            await conn.send(event("AgentConnect", Uniqueid=f"{placeholder}-q", MemberName="alice"))
-            await _wait_status(db, cid, "dialing")
-            await conn.send(event("DialEnd", Uniqueid=placeholder, DialStatus="NOANSWER"))
-            await _wait_status(db, cid, "pending")
-            row = callback_store.get(db, cid)
-            assert row is not None
-            assert row.attempts == 1
-            assert row.agent == "alice"
-            conn.channels = []
-            service.wake()
-            async with asyncio.timeout(5):
-                while service.originated < 2:
-                    await asyncio.sleep(0.02)
-            await conn.send(event("AgentConnect", Uniqueid=f"{placeholder}-q", MemberName="bob"))
-            await _wait_status(db, cid, "dialing")
-            await conn.send(event("DialEnd", Uniqueid=placeholder, DialStatus="ANSWER"))
-            await _wait_status(db, cid, "connected")
+            yield service, conn
         finally:
             stop.set()
             await task
-    row = callback_store.get(db, cid)
-    assert row is not None
-    assert row.agent == "bob"
-    assert row.attempts == 2
+
+
+async def _originated(service: CallbackService, count: int) -> None:
+    async with asyncio.timeout(5):
+        while service.originated < count:
+            await asyncio.sleep(0.02)
 
 
 def event(name: str, **fields: str) -> bytes:
@@ -487,41 +506,23 @@ async def test_callback_finds_its_originate_response_by_its_own_action_id(db: En
     ``cb-`` (the IVR's AMI user is sent only those OriginateResponses: wanted.IVR); a Failure
     for it puts the callback back to be placed again, and the other events of the call
     it follows pass the IVR user's filter too."""
-    cid = callback_store.create(
-        db, node=NODE, queue="sales", number="5557654321", caller_uniqueid="77.1",
-        caller_number="5557654321", priority=3, position=None, dial="PJSIP/5557654321@t",
-        now=NOW,
-    )  # fmt: skip
-    async with rig(db, callback_retry_seconds=0) as (r, conn):
-        assert conn is not None
-        service = CallbackService(
-            db, r.ami, NODE, r.services.options, clock=lambda: NOW.timestamp()
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(service.run(stop))
-        try:
-            async with asyncio.timeout(5):
-                while service.originated < 1:
-                    await asyncio.sleep(0.02)
-            (action,) = [a for a in conn.actions if a["Action"] == "Originate"]
-            action_id = action["ActionID"]
-            assert action_id.startswith(wanted.CALLBACK_PREFIX)
-            placeholder = action["ChannelId"]
-            for name, fields in (
-                ("AgentConnect", {"Uniqueid": f"{placeholder}-q", "Linkedid": placeholder}),
-                ("DialEnd", {"Uniqueid": placeholder, "DestUniqueid": "1796.5"}),
-                ("Hangup", {"Uniqueid": f"{placeholder}-q"}),
-            ):
-                assert wanted.IVR.passes({"Event": name, **fields}), name
-            failure = {"ActionID": action_id, "Response": "Failure", "Reason": "0"}
-            assert wanted.IVR.passes({"Event": "OriginateResponse", **failure})
-            await conn.send(event("OriginateResponse", **failure))
-            async with asyncio.timeout(5):
-                while service.originated < 2:
-                    await asyncio.sleep(0.02)
-        finally:
-            stop.set()
-            await task
+    cid = _pending_callback(db, NOW)
+    async with callback_service(db, callback_retry_seconds=0) as (service, conn):
+        await _originated(service, 1)
+        (action,) = [a for a in conn.actions if a["Action"] == "Originate"]
+        action_id = action["ActionID"]
+        assert action_id.startswith(wanted.CALLBACK_PREFIX)
+        placeholder = action["ChannelId"]
+        for name, fields in (
+            ("AgentConnect", {"Uniqueid": f"{placeholder}-q", "Linkedid": placeholder}),
+            ("DialEnd", {"Uniqueid": placeholder, "DestUniqueid": "1796.5"}),
+            ("Hangup", {"Uniqueid": f"{placeholder}-q"}),
+        ):
+            assert wanted.IVR.passes({"Event": name, **fields}), name
+        failure = {"ActionID": action_id, "Response": "Failure", "Reason": "0"}
+        assert wanted.IVR.passes({"Event": "OriginateResponse", **failure})
+        await conn.send(event("OriginateResponse", **failure))
+        await _originated(service, 2)
     second = [a["ActionID"] for a in conn.actions if a["Action"] == "Originate"][1]
     assert second.startswith(wanted.CALLBACK_PREFIX)
     assert second != action_id

@@ -31,7 +31,7 @@ Rules of Asterisk 22 this relies on (``main/manager.c``, ``should_send_event``,
 - A filter tests one header: two conditions cannot be joined by "and". Prefix filters
   (:attr:`Reader.prefixed`) are how a user is sent the events of its own calls only: the
   dialer gives each call a ``ChannelId`` beginning with
-  :data:`callcenter.campaigns.tracker.CHANNEL_PREFIX`, which every channel of the call
+  :data:`DIALER_PREFIX`, which every channel of the call
   carries as ``Linkedid``, and uses it as the Originate's ``ActionID``; the IVR's callback
   placeholders' uniqueids and Originate ActionIDs begin with :data:`CALLBACK_PREFIX`.
 - The replies of an action (QueueStatus' ``QueueParams``/``QueueMember``/``QueueEntry``/
@@ -71,7 +71,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from callcenter.campaigns.tracker import CHANNEL_PREFIX
 from callcenter.domain import Direction
 
 #: What our dialplans (dialplans/*.conf.j2) tell the bridge's core, by context and channel
@@ -88,9 +87,12 @@ IVR_PATH_VARIABLE = "IVR_PATH"
 QUEUE_STATUS_VARIABLE = "QUEUESTATUS"
 
 
-#: The uniqueids of the IVR's callback placeholders and the ActionIDs of their Originates
-#: begin with this (callcenter/agi/callback.py). Kept here rather than in callback.py, which
-#: pulls in the database models: this module is imported by the renderer and every service.
+#: The prefixes of our own calls' ids, which the IVR's and the dialer's users are filtered by
+#: (kept here, the one place the filters are made of; the code that makes the ids imports
+#: them). Every channel id and Originate ActionID of the dialer (callcenter/campaigns/tracker.py
+#: ``new_channel_id``), and the uniqueids of the IVR's callback placeholders and the ActionIDs
+#: of their Originates (callcenter/agi/callback.py).
+DIALER_PREFIX = "dialer-"
 CALLBACK_PREFIX = "cb-"
 
 #: The ``method(...)`` of a header filter this module renders (Asterisk has more).
@@ -221,16 +223,15 @@ DIALER_EVENT_CLASSES = "agent,call,user"
 Prefixed = Mapping[str, tuple[tuple[str, str], ...]]
 
 
+#: What ``ast_skip_blanks`` skips: every byte below ``!``.
+_BLANKS = "".join(map(chr, range(33)))
+
+
 def header_value(fields: Mapping[str, str], header: str) -> str:
-    """The value ``filter_cmp_fn`` compares: the header's, leading blanks (bytes below
-    ``!``) skipped, CR already stripped by the parser; "" when absent. ``fields`` holds the
-    first value of a repeated header where Asterisk tests each: no header filtered on here
-    repeats in an event."""
-    value = fields.get(header, "")
-    i = 0
-    while i < len(value) and value[i] < "!":
-        i += 1
-    return value[i:]
+    """The value ``filter_cmp_fn`` compares: the header's, leading blanks skipped, CR already
+    stripped by the parser; "" when absent. ``fields`` holds the first value of a repeated
+    header where Asterisk tests each: no header filtered on here repeats in an event."""
+    return fields.get(header, "").lstrip(_BLANKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,13 +320,13 @@ DIALER = Reader(
     (), {"UserEvent": (("UserEvent", ("DialerAMD", "DialerMessage")),)},
     read=DIALER_EVENT_CLASSES, write="originate,reporting",
     prefixed={
-        "OriginateResponse": (("ActionID", CHANNEL_PREFIX),),
-        "Newchannel": (("Linkedid", CHANNEL_PREFIX),),
-        "Newstate": (("Linkedid", CHANNEL_PREFIX),),
-        "DialEnd": (("Linkedid", CHANNEL_PREFIX), ("DestLinkedid", CHANNEL_PREFIX)),
-        "QueueCallerJoin": (("Linkedid", CHANNEL_PREFIX),),
-        "AgentConnect": (("Linkedid", CHANNEL_PREFIX),),
-        "Hangup": (("Linkedid", CHANNEL_PREFIX),),
+        "OriginateResponse": (("ActionID", DIALER_PREFIX),),
+        "Newchannel": (("Linkedid", DIALER_PREFIX),),
+        "Newstate": (("Linkedid", DIALER_PREFIX),),
+        "DialEnd": (("Linkedid", DIALER_PREFIX), ("DestLinkedid", DIALER_PREFIX)),
+        "QueueCallerJoin": (("Linkedid", DIALER_PREFIX),),
+        "AgentConnect": (("Linkedid", DIALER_PREFIX),),
+        "Hangup": (("Linkedid", DIALER_PREFIX),),
     },
 )  # fmt: skip
 

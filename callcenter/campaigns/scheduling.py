@@ -415,27 +415,29 @@ def update_attempt(session: Session, channel_id: str, **columns: Any) -> bool:
     params.append(channel_id)
     cursor = _cursor(session)
     try:
-        cursor.execute(_update_sql(keys), params)
+        cursor.execute(_update_sql(_ATTEMPTS, keys, "channel_id"), params)
         found = cursor.fetchall()
     finally:
         cursor.close()
     return bool(found)
 
 
-@lru_cache(maxsize=64)
-def _update_sql(keys: tuple[str, ...]) -> str:
-    """``UPDATE campaign_attempts`` of these columns (checked names: keys of the table), by
-    ``channel_id``, returning the id; ``phase`` only while the attempt has no outcome."""
+@lru_cache(maxsize=128)
+def _update_sql(table: sa.Table, keys: tuple[str, ...], where: str = "id") -> str:
+    """``UPDATE table SET`` these columns (checked names: keys of the table) ``WHERE where =
+    %s RETURNING id``. An attempt's ``phase`` changes only while it has no outcome (SET reads
+    the row as it was: an end that sets both still ends it). Nothing to set: a no-op write
+    tells whether the row exists."""
     sets = []
     for key in keys:
-        name = _ATTEMPTS.c[key].name
-        if key == "phase":
+        name = table.c[key].name
+        if table is _ATTEMPTS and key == "phase":
             sets.append(f"{name} = CASE WHEN outcome IS NULL THEN %s ELSE {name} END")
         else:
             sets.append(f"{name} = %s")
-    if not sets:  # nothing to set: a no-op write tells whether the attempt exists
-        sets.append("phase = phase")
-    return f"UPDATE {_ATTEMPTS.name} SET {', '.join(sets)} WHERE channel_id = %s RETURNING id"
+    if not sets:
+        sets.append("id = id")
+    return f"UPDATE {table.name} SET {', '.join(sets)} WHERE {where} = %s RETURNING id"
 
 
 def finish(
@@ -486,7 +488,7 @@ def finish(
                 sets["reason"] = reason[:200]
         if sets:
             keys = tuple(sorted(sets))
-            cursor.execute(_set_sql(_ATTEMPTS, keys), [*(sets[k] for k in keys), row["id"]])
+            cursor.execute(_update_sql(_ATTEMPTS, keys), [*(sets[k] for k in keys), row["id"]])
             row.update(sets)
             _sync(session, CampaignAttempt, row["id"], sets)
         if ended:
@@ -517,7 +519,7 @@ def finish(
                     "attempts": attempts,
                 }
                 keys = tuple(values)
-                cursor.execute(_set_sql(_CONTACTS, keys), [*values.values(), contact_id])
+                cursor.execute(_update_sql(_CONTACTS, keys), [*values.values(), contact_id])
                 _sync(session, Contact, contact_id, values)
     finally:
         cursor.close()
@@ -546,13 +548,6 @@ def _cursor(session: Session) -> Any:
     dbapi = session.connection().connection.dbapi_connection
     assert dbapi is not None
     return dbapi.cursor()
-
-
-@lru_cache(maxsize=64)
-def _set_sql(table: sa.Table, keys: tuple[str, ...]) -> str:
-    """``UPDATE table SET`` these columns (keys of the table) ``WHERE id = %s``."""
-    sets = ", ".join(f"{table.c[key].name} = %s" for key in keys)
-    return f"UPDATE {table.name} SET {sets} WHERE id = %s"
 
 
 def _sync(session: Session, cls: type[Any], ident: int, values: dict[str, Any]) -> None:

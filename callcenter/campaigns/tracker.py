@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from callcenter.ami import events as ev
+from callcenter.ami import wanted
 
 #: Q.850 causes of a call that was not answered.
 BUSY_CAUSES = frozenset({17})
@@ -52,7 +53,7 @@ IN_FLIGHT = frozenset({"dialling", "ringing", "answered", "queued"})
 
 #: How every channel id of the dialer begins: its AMI user's eventfilter takes the events
 #: whose ``Linkedid`` (or the OriginateResponse's ``ActionID``) begins with it.
-CHANNEL_PREFIX = "dialer-"
+CHANNEL_PREFIX = wanted.DIALER_PREFIX
 
 
 def new_channel_id() -> str:
