@@ -307,6 +307,25 @@ def test_period_counts_from_the_first_start(s: Session) -> None:
     assert scheduling.period_of(dt.date(2026, 1, 30), None) == 1
 
 
+def test_the_dialer_passes_over_callbacks_booked_for_an_agent(s: Session) -> None:
+    c = make_campaign(s)
+    rows = add_contacts(
+        s,
+        c,
+        {"fields": {"callback_for": "alice"}, "priority": 9},
+        {"fields": {"callback_for": ""}, "priority": 5},
+        {"fields": {}, "priority": 1},
+    )
+    got = claim(s, c, 3)
+    assert [g.contact_id for g in got] == [rows[1].id, rows[2].id]
+    assert [g.fields for g in got] == [{"callback_for": ""}, {}]
+    assert (rows[0].status, rows[1].status, rows[2].status) == ("new", "dialling", "dialling")
+    assert [(a.contact_id, a.attempt_no, a.phase, a.channel_id) for a in attempts_of(s, c)] == [
+        (g.contact_id, 1, "dialling", g.channel_id) for g in got
+    ]
+    assert [a.id for a in attempts_of(s, c)] == [g.attempt_id for g in got]
+
+
 def test_dnc_is_checked_at_claim_time(s: Session) -> None:
     c = make_campaign(s)
     rows = add_contacts(s, c, *({"priority": 10 - i} for i in range(6)))

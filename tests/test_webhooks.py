@@ -185,6 +185,60 @@ def test_enqueue_without_subscribers_writes_nothing(clean_db: Engine) -> None:
     assert count(clean_db, "webhook_events") == 0
 
 
+def outbox_rows(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT e.id, e.event_id, e.type, e.key, e.payload, e.created_at, o.id, o.webhook_id,"
+            " o.status, o.attempts, o.created_at, o.next_attempt_at, o.last_error"
+            " FROM webhook_events e LEFT JOIN webhook_outbox o ON o.event_id = e.id"
+            " ORDER BY e.id, o.id"))]  # fmt: skip
+
+
+def test_enqueue_many_writes_what_enqueue_would_one_by_one(clean_db: Engine) -> None:
+    """The same rows, ids and order; an event stored before, or twice in the batch, once."""
+    hook(clean_db, ["call.ended"])
+    hook(clean_db, ["case.created", "call.ended"])
+    items: list[tuple[dict[str, object], str, dt.datetime | None]] = [
+        ({"call": f"{i}.1", "at": NOW, "n": [i, None]}, f"pbx1:{i}.1",
+         NOW + dt.timedelta(seconds=i)) for i in range(5)
+    ]  # fmt: skip
+    items.append(({"call": "2.1", "again": True}, "pbx1:2.1", NOW))  # the same event
+    items.append(({"call": "9.1"}, "x" * 300, NOW))  # key cut to 200
+    seen = []
+    for batch in (False, True):
+        with Session(clean_db) as s, s.begin():
+            outbox.enqueue(s, "call.ended", {"before": 1}, key="pbx1:0.1", at=NOW)
+            idents: list[uuid.UUID | None] = []
+            if batch:
+                idents += outbox.enqueue_many(s, "call.ended", items)
+            else:
+                idents = [outbox.enqueue(s, "call.ended", p, key=k, at=a) for p, k, a in items]
+        seen.append((idents, outbox_rows(clean_db)))
+        with clean_db.begin() as conn:
+            conn.execute(sa.text("TRUNCATE webhook_events RESTART IDENTITY CASCADE"))
+            conn.execute(sa.text("ALTER SEQUENCE webhook_outbox_id_seq RESTART"))
+    assert seen[0] == seen[1]
+    idents, rows = seen[1]
+    assert idents == [outbox.event_id("call.ended", k) for _, k, _ in items]
+    assert len(rows) == 2 * 6  # six events (one twice in the batch), two webhooks each
+    with Session(clean_db) as s, s.begin():
+        assert outbox.enqueue_many(s, "campaign.attempt", [({}, "attempt:1", NOW)]) == []
+        with pytest.raises(ValueError, match="unknown webhook event type"):
+            outbox.enqueue_many(s, "call.started", [])
+    assert count(clean_db, "webhook_events") == 0
+
+
+def test_database_errors_are_sqlalchemys(clean_db: Engine) -> None:
+    """The driver's own statements raise what SQLAlchemy's did (the workers' retry loops
+    catch SQLAlchemy's errors), and the session's transaction can still be rolled back."""
+    hook(clean_db, ["call.ended"])
+    with Session(clean_db) as s, s.begin():
+        with pytest.raises(sa.exc.IntegrityError):
+            outbox.enqueue(s, "call.ended", {}, key="1.1", hooks=[999_999])  # no such webhook
+        s.rollback()
+    assert count(clean_db, "webhook_events") == 0
+
+
 def test_a_finished_attempt_is_enqueued_in_the_same_transaction(clean_db: Engine) -> None:
     """What ``scheduling.finish`` does once the lead adds the enqueue line: the event carries
     the attempt as it ended, written with the attempt or not at all."""

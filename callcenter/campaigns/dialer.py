@@ -318,8 +318,11 @@ class Dialer:
         while not self._ticker_done.is_set():
             try:
                 async with self._client() as client:
+                    # QoS 0: retained state, sent again whole on every (re)subscription, so
+                    # an acknowledgement per message (a packet each way, and paho's work on
+                    # both) protects nothing a reconnect does not already restore.
                     for topic in (self.agent_filter, self.node_topic, self.bridge_topic):
-                        await client.subscribe(topic, qos=1)
+                        await client.subscribe(topic, qos=0)
                     self.mqtt_connected = True
                     backoff.reset()
                     self._wake_mqtt.set()

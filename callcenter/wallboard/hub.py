@@ -21,21 +21,25 @@ a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
+
+import orjson
 
 Message = dict[str, Any]
 
 
 def encode(event: str, data: Message, *, event_id: int | None = None, retry: int = 0) -> bytes:
-    """One server-sent event. JSON has no raw newlines, so ``data`` fits on one line."""
+    """One server-sent event. JSON has no raw newlines, so ``data`` fits on one line.
+    orjson: the stdlib's encoder was a twentieth of a busy wallboard's CPU (the soak's
+    profile). It writes UTF-8 as is (an event stream is UTF-8), keys that are not strings as
+    strings, and a NaN or an infinity as null (the stdlib's ``allow_nan=False`` raised)."""
     head = f"retry: {retry}\n" if retry else ""
     if event_id is not None:
         head += f"id: {event_id}\n"
-    body = json.dumps(data, separators=(",", ":"), allow_nan=False)
-    return f"{head}event: {event}\ndata: {body}\n\n".encode()
+    body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    return b"%sevent: %s\ndata: %s\n\n" % (head.encode(), event.encode(), body)
 
 
 class Sink(Protocol):

@@ -18,7 +18,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -140,6 +139,12 @@ def with_satisfaction(
     total.update(queued.figures())
 
 
+def _pick(figures: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """These fields of a figures dataclass (attributes: ``asdict`` copied all of them, for
+    every key, on every refresh)."""
+    return {k: getattr(figures, k) for k in keys}
+
+
 def day_figures(
     session: Session, rules: ReportingSettings, tz: ZoneInfo, now: dt.datetime
 ) -> dict[str, Any]:
@@ -151,8 +156,8 @@ def day_figures(
     until = now.astimezone(dt.UTC)
     since, _ = day_bounds(today(tz, until), tz)
     queues, total = reports.queue_figures_and_total(session, since, until, rules, now=until)
-    queue_rows = {q.queue: {k: asdict(q)[k] for k in QUEUE_KEYS} for q in queues}
-    total_row = {k: asdict(total)[k] for k in TOTAL_KEYS}
+    queue_rows = {q.queue: _pick(q, QUEUE_KEYS) for q in queues}
+    total_row = _pick(total, TOTAL_KEYS)
     answers = satisfaction_store.counts(session, since, until, "queue")
     quiet = sorted(q for q in answers if q is not None and q not in queue_rows)
     thresholds: dict[str, int | None] = {}

@@ -198,14 +198,19 @@ def topic_filters(prefix: str) -> list[tuple[str, int]]:
     """What the wallboard subscribes to: the bridge's topics and the dialer's campaign
     snapshots, nothing else under the prefix (``<prefix>/bridge/status`` matches
     ``<prefix>/+/status``). Where filters overlap (a node named ``campaigns``, a campaign
-    named ``status``) the payload's ``type`` says what a message is."""
+    named ``status``) the payload's ``type`` says what a message is.
+
+    All at QoS 0: the retained topics are state that the broker sends again whole on every
+    (re)subscription, and while the connection holds, TCP delivers in order; QoS 1's
+    acknowledgement of each message (a packet each way, and paho's work on both ends) was a
+    twentieth of a busy wallboard's CPU for nothing a reconnect does not restore."""
     return [
-        (f"{prefix}/+/queues/+", 1),
-        (f"{prefix}/+/agents/+", 1),
+        (f"{prefix}/+/queues/+", 0),
+        (f"{prefix}/+/agents/+", 0),
         (f"{prefix}/+/calls/+", 0),
-        (f"{prefix}/+/status", 1),
-        (f"{prefix}/campaigns/+", 1),
-        (f"{prefix}/security/alerts", 1),
+        (f"{prefix}/+/status", 0),
+        (f"{prefix}/campaigns/+", 0),
+        (f"{prefix}/security/alerts", 0),
     ]
 
 

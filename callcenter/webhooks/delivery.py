@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from callcenter.ami.connection import Backoff
 from callcenter.config import Settings, WebhooksSettings
+from callcenter.db import driver
 from callcenter.db.engine import make_engine
 from callcenter.db.models_webhooks import Webhook, WebhookDeliveryLog, WebhookEvent, WebhookOutbox
 from callcenter.webhooks import outbox, producers
@@ -111,6 +112,11 @@ def _at(seconds: float) -> dt.datetime:
 
 def _line(text: str, limit: int = 300) -> str:
     return " ".join(text.split())[:limit]
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """The columns of ``rows`` (not empty), as the arrays a statement unnests."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 class DeliveryWorker:
@@ -242,67 +248,45 @@ class DeliveryWorker:
         webhooks not in ``skip``."""
         o = self.options
         at = _at(now)
+        oldest = at - dt.timedelta(hours=o.max_age_hours)
         # Giving up is a matter of hours (max_age_hours): look for such rows once a minute,
         # not at every poll (an UPDATE a second is most of an idle worker's CPU).
         sweep = now - self._swept_at >= SWEEP_SECONDS
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        # The driver's own statements (callcenter.db.driver), built once: the ORM's select of
+        # three entities and its flush of their changes were most of a claim's CPU.
+        with self.engine.begin() as conn:
             if sweep:
                 self._swept_at = now
-                session.execute(
-                    sa.update(WebhookOutbox)
-                    .where(
-                        WebhookOutbox.status == "pending",
-                        WebhookOutbox.next_attempt_at <= at,
-                        WebhookOutbox.created_at <= at - dt.timedelta(hours=o.max_age_hours),
-                    )
-                    .values(
-                        status="dead",
-                        last_error=sa.func.left("gave up: " + WebhookOutbox.last_error, 300),
-                    )
-                )
-            query = (
-                sa.select(WebhookOutbox, WebhookEvent, Webhook)
-                .join(WebhookEvent, WebhookEvent.id == WebhookOutbox.event_id)
-                .join(Webhook, Webhook.id == WebhookOutbox.webhook_id)
-                .where(
-                    WebhookOutbox.status == "pending",
-                    WebhookOutbox.next_attempt_at <= at,
-                    # Past its age a row is never posted, swept or not yet.
-                    WebhookOutbox.created_at > at - dt.timedelta(hours=o.max_age_hours),
-                )
-                .order_by(WebhookOutbox.next_attempt_at, WebhookOutbox.id)
-                .limit(o.batch)
-                .with_for_update(of=WebhookOutbox, skip_locked=True)
-            )
-            if skip:
-                query = query.where(WebhookOutbox.webhook_id.not_in(skip))
-            rows = session.execute(query).all()
+                driver.rows(conn, _SWEEP, (at, oldest))
+            # Past its age a row is never posted, swept or not yet (created_at > oldest).
+            rows = driver.rows(conn, _CLAIM, (at, oldest, list(skip), o.batch))
+            if not rows:
+                return []
             per_hook: dict[int, int] = {}
-            for row, _, _ in rows:
-                per_hook[row.webhook_id] = per_hook.get(row.webhook_id, 0) + 1
+            for row in rows:
+                per_hook[row[3]] = per_hook.get(row[3], 0) + 1
             jobs = []
-            for row, event, hook in rows:
+            nexts = []
+            for ident, attempts, queued_at, wid, url, secret, event, kind, occurred, data in rows:
                 # Long enough for this webhook's posts, concurrency at a time, to end.
-                rounds = -(-per_hook[hook.id] // o.concurrency)
-                row.attempts += 1
-                row.last_attempt_at = at
-                row.next_attempt_at = at + dt.timedelta(
-                    seconds=rounds * o.timeout + self.lease_margin
-                )
+                rounds = -(-per_hook[wid] // o.concurrency)
+                nexts.append(at + dt.timedelta(seconds=rounds * o.timeout + self.lease_margin))
                 jobs.append(
                     Job(
-                        row.id,
-                        row.attempts,
-                        hook.id,
-                        hook.url,
-                        hook.secret,
-                        event.event_id,
-                        event.type,
-                        event.created_at,
-                        dict(event.payload),
-                        row.created_at,
+                        ident,
+                        attempts + 1,
+                        wid,
+                        url,
+                        secret,
+                        event,
+                        kind,
+                        occurred,
+                        dict(data),
+                        queued_at,
                     )
                 )
+            ids = [job.id for job in jobs]
+            driver.rows(conn, _CLAIMED, (at, ids, [job.attempt for job in jobs], nexts))
         return jobs
 
     def record(
@@ -320,32 +304,21 @@ class DeliveryWorker:
         and the due rows of a receiver that is down do not clog the claim's index scan."""
         o = self.options
         max_age = dt.timedelta(hours=o.max_age_hours)
-        row = WebhookOutbox
-        with Session(self.engine) as session, session.begin():
+        # The driver's own statements, each for all the rows at once (unnest of arrays), not
+        # an ORM insert and an UPDATE per try: this was the worker's costliest step.
+        with self.engine.begin() as conn:
             ids = [r.job.id for r in results] + [j.id for j in untried]
-            alive = set(session.scalars(sa.select(row.id).where(row.id.in_(ids)).with_for_update()))
+            alive = {row[0] for row in driver.rows(conn, _ALIVE, (ids,))}
+            logs: list[tuple[Any, ...]] = []
+            outcomes: list[tuple[Any, ...]] = []
             for r in results:
                 job, at = r.job, _at(r.at)
                 if job.id not in alive:
                     continue
-                session.add(
-                    WebhookDeliveryLog(
-                        outbox_id=job.id,
-                        attempt=job.attempt,
-                        at=at,
-                        ok=r.ok,
-                        status_code=r.status_code,
-                        error=r.error[:300],
-                        duration_ms=r.duration_ms,
-                        response=r.response,
-                    )
-                )
+                logs.append((job.id, job.attempt, at, r.ok, r.status_code, r.error[:300],
+                             r.duration_ms, r.response))  # fmt: skip
                 if r.ok:
-                    session.execute(
-                        sa.update(row)
-                        .where(row.id == job.id, row.status == "pending")
-                        .values(status="delivered", delivered_at=at, last_error="")
-                    )
+                    outcomes.append((job.id, True, job.attempt, "delivered", at, None, ""))
                     continue
                 wait = outbox.backoff(
                     job.attempt, base=o.backoff_base, cap=o.backoff_cap, rng=self.rng
@@ -355,30 +328,18 @@ class DeliveryWorker:
                 deadline = job.queued_at + max_age
                 due = min(at + dt.timedelta(seconds=wait), deadline)
                 given_up = at >= deadline
-                session.execute(
-                    sa.update(row)
-                    .where(row.id == job.id, row.status == "pending", row.attempts == job.attempt)
-                    .values(
-                        status="dead" if given_up else "pending",
-                        next_attempt_at=due,
-                        last_error=(("gave up: " if given_up else "") + r.error)[:300],
-                    )
-                )
-            for job in untried:  # due again now, or when the pause ends (below)
-                session.execute(
-                    sa.update(row)
-                    .where(row.id == job.id, row.status == "pending", row.attempts == job.attempt)
-                    .values(attempts=row.attempts - 1, next_attempt_at=_at(now))
-                )
+                status = "dead" if given_up else "pending"
+                error = (("gave up: " if given_up else "") + r.error)[:300]
+                outcomes.append((job.id, False, job.attempt, status, None, due, error))
+            if logs:
+                driver.rows(conn, _LOG, _columns(logs))
+                driver.rows(conn, _DONE, _columns(outcomes))
+            if untried:  # due again now, or when the pause ends (below)
+                back = (_at(now), [j.id for j in untried], [j.attempt for j in untried])
+                driver.rows(conn, _UNTRIED, back)
             if paused_until is not None:
                 until = _at(paused_until)
-                session.execute(
-                    sa.update(row)
-                    .where(
-                        row.webhook_id == wid, row.status == "pending", row.next_attempt_at < until
-                    )
-                    .values(next_attempt_at=until)
-                )
+                driver.rows(conn, _PAUSE, (until, wid, until))
 
     def prune(self, now: float) -> int:
         """Delete delivered and dead rows (and their log) older than ``keep_days``, and the
@@ -532,6 +493,67 @@ class DeliveryWorker:
         except (aiohttp.ClientError, OSError, outbox.WebhookError) as exc:
             error = _line(str(exc) or type(exc).__name__)
         return Result(job, started, False, None, error, took())
+
+
+_OUTBOX = WebhookOutbox.__tablename__
+#: Rows past their maximum age are given up: (now, oldest created_at kept).
+_SWEEP = (
+    f"UPDATE {_OUTBOX} SET status = 'dead', last_error = left('gave up: ' || last_error, 300) "
+    "WHERE status = 'pending' AND next_attempt_at <= %s AND created_at <= %s"
+)
+#: The due rows (now, oldest created_at, webhooks skipped, batch), with their events and
+#: webhooks: Job's fields but the try, in the order of the row's unpacking in ``claim``.
+_CLAIM = (
+    "SELECT o.id, o.attempts, o.created_at, w.id, w.url, w.secret, "
+    "e.event_id, e.type, e.created_at, e.payload "
+    f"FROM {_OUTBOX} o JOIN {WebhookEvent.__tablename__} e ON e.id = o.event_id "
+    f"JOIN {Webhook.__tablename__} w ON w.id = o.webhook_id "
+    "WHERE o.status = 'pending' AND o.next_attempt_at <= %s AND o.created_at > %s "
+    "AND o.webhook_id <> ALL(%s::int[]) "
+    "ORDER BY o.next_attempt_at, o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
+)
+#: The claim of the rows just selected (locked): (now, ids, their tries, their next times).
+_CLAIMED = (
+    f"UPDATE {_OUTBOX} o SET attempts = v.attempts, last_attempt_at = %s, "
+    "next_attempt_at = v.next_attempt_at "
+    "FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[]) AS v(id, attempts, next_attempt_at) "
+    "WHERE o.id = v.id"
+)
+#: Which of these rows still exist, locked until the results are written.
+_ALIVE = f"SELECT id FROM {_OUTBOX} WHERE id = ANY(%s::bigint[]) FOR UPDATE"
+#: The tries, in the order given (their log ids follow it).
+_LOG = (
+    f"INSERT INTO {WebhookDeliveryLog.__tablename__} "
+    "(outbox_id, attempt, at, ok, status_code, error, duration_ms, response) "
+    "SELECT outbox_id, attempt, at, ok, status_code, error, duration_ms, response "
+    "FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[], %s::boolean[], %s::smallint[], "
+    "%s::text[], %s::int[], %s::text[]) WITH ORDINALITY "
+    "AS v(outbox_id, attempt, at, ok, status_code, error, duration_ms, response, n) ORDER BY n"
+)
+#: What follows from each try (id, ok, try, status, delivered_at, next_attempt_at,
+#: last_error): a delivery ends a pending row whatever its claim; a failure reschedules it
+#: (or gives it up) only while the row is still that try's claim.
+_DONE = (
+    f"UPDATE {_OUTBOX} o SET status = v.status, "
+    "delivered_at = CASE WHEN v.ok THEN v.delivered_at ELSE o.delivered_at END, "
+    "next_attempt_at = CASE WHEN v.ok THEN o.next_attempt_at ELSE v.next_attempt_at END, "
+    "last_error = v.last_error "
+    "FROM unnest(%s::bigint[], %s::boolean[], %s::int[], %s::text[], %s::timestamptz[], "
+    "%s::timestamptz[], %s::text[]) "
+    "AS v(id, ok, attempt, status, delivered_at, next_attempt_at, last_error) "
+    "WHERE o.id = v.id AND o.status = 'pending' AND (v.ok OR o.attempts = v.attempt)"
+)
+#: Rows not tried go back (now, ids, their tries), unless claimed again meanwhile.
+_UNTRIED = (
+    f"UPDATE {_OUTBOX} o SET attempts = o.attempts - 1, next_attempt_at = %s "
+    "FROM unnest(%s::bigint[], %s::int[]) AS v(id, attempt) "
+    "WHERE o.id = v.id AND o.status = 'pending' AND o.attempts = v.attempt"
+)
+#: A failing webhook's pending rows wait for its pause (until, webhook, until).
+_PAUSE = (
+    f"UPDATE {_OUTBOX} SET next_attempt_at = %s "
+    "WHERE webhook_id = %s AND status = 'pending' AND next_attempt_at < %s"
+)
 
 
 def _pruned(task: asyncio.Task[int]) -> None:

@@ -13,11 +13,12 @@ read, while no webhook wants ``call.ended``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from callcenter.db import driver
 from callcenter.db.models import Call
 from callcenter.webhooks import outbox
 
@@ -28,33 +29,27 @@ HORIZON = dt.timedelta(hours=12)
 BATCH = 2000
 
 
-def call_event(call: Call) -> dict[str, Any]:
-    """The ``call.ended`` payload: the call log's row (its last queue visit's figures)."""
+#: The ``call.ended`` payload's fields, in its order: columns of ``calls``.
+_CALL_FIELDS = ("node", "uniqueid", "linkedid", "direction", "caller_number", "caller_name",
+                "did", "ivr_path", "queue", "agent", "started_at", "queued_at", "answered_at",
+                "ended_at", "wait_seconds", "talk_seconds", "outcome", "hangup_cause",
+                "survey_score")  # fmt: skip
+_CALL_TIMES = frozenset(("started_at", "queued_at", "answered_at", "ended_at"))
 
-    def iso(value: dt.datetime | None) -> str | None:
-        return value.astimezone(UTC).isoformat() if value else None
 
-    return {
-        "node": call.node,
-        "uniqueid": call.uniqueid,
-        "linkedid": call.linkedid,
-        "direction": call.direction,
-        "caller_number": call.caller_number,
-        "caller_name": call.caller_name,
-        "did": call.did,
-        "ivr_path": call.ivr_path,
-        "queue": call.queue,
-        "agent": call.agent,
-        "started_at": iso(call.started_at),
-        "queued_at": iso(call.queued_at),
-        "answered_at": iso(call.answered_at),
-        "ended_at": iso(call.ended_at),
-        "wait_seconds": call.wait_seconds,
-        "talk_seconds": call.talk_seconds,
-        "outcome": call.outcome,
-        "hangup_cause": call.hangup_cause,
-        "survey_score": call.survey_score,
-    }
+def call_event(call: object) -> dict[str, Any]:
+    """The ``call.ended`` payload: the call log's row (its last queue visit's figures), of a
+    :class:`~callcenter.db.models.Call` or any object with its attributes."""
+    return call_payload({k: getattr(call, k) for k in _CALL_FIELDS})
+
+
+def call_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``call.ended`` payload of a ``calls`` row (a mapping of at least its fields)."""
+    return {k: (_iso(row[k]) if k in _CALL_TIMES else row[k]) for k in _CALL_FIELDS}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
 
 
 def scan_ended_calls(
@@ -68,31 +63,30 @@ def scan_ended_calls(
     hooks = outbox.hooks_for(session, "call.ended")
     if not hooks:
         return 0, since
-    query = (
-        sa.select(Call)
-        .where(
-            Call.started_at >= now - HORIZON,
-            Call.ended_at.is_not(None),
-            Call.outcome.is_not(None),
-        )
-        .order_by(Call.updated_at)
-        .limit(BATCH)
-    )
-    if since is not None:
+    # The payload's columns only, in the driver's own statement, and the events in one
+    # statement (outbox.enqueue_many): loading Call objects and enqueueing them one by one
+    # was a quarter of the delivery worker's CPU (the soak's profile).
+    if since is None:
+        rows = driver.rows(session, _SCAN, (now - HORIZON, BATCH))
+    else:
         # >=: rows written in the same instant as the last one seen are looked at again
         # (and sent once: the key).
-        query = query.where(Call.updated_at >= since)
-    rows = session.scalars(query).all()
+        rows = driver.rows(session, _SCAN_SINCE, (now - HORIZON, since, BATCH))
     mark = since
-    for call in rows:
-        assert call.ended_at is not None
-        outbox.enqueue(
-            session,
-            "call.ended",
-            call_event(call),
-            key=f"{call.node}:{call.uniqueid}",
-            at=call.ended_at,
-            hooks=hooks,
-        )
-        mark = call.updated_at if mark is None else max(mark, call.updated_at)
+    items = []
+    for found in rows:
+        row = dict(zip(_SCAN_COLUMNS, found, strict=True))
+        updated_at = row["updated_at"]
+        items.append((call_payload(row), f"{row['node']}:{row['uniqueid']}", row["ended_at"]))
+        mark = updated_at if mark is None else max(mark, updated_at)
+    outbox.enqueue_many(session, "call.ended", items, hooks=hooks)
     return len(rows), mark
+
+
+_SCAN_COLUMNS = (*_CALL_FIELDS, "updated_at")
+_SCAN_WHERE = (
+    f"SELECT {', '.join(_SCAN_COLUMNS)} FROM {Call.__tablename__} "
+    "WHERE started_at >= %s AND ended_at IS NOT NULL AND outcome IS NOT NULL"
+)
+_SCAN = f"{_SCAN_WHERE} ORDER BY updated_at LIMIT %s"
+_SCAN_SINCE = f"{_SCAN_WHERE} AND updated_at >= %s ORDER BY updated_at LIMIT %s"
