@@ -60,6 +60,26 @@ def figures(outcome: object) -> dict[str, float]:
     return out
 
 
+def report_fault_cpu(outcome: object) -> None:
+    """CPU during each fault (from its start to its comparison done, traffic going on), and
+    the ratio of the run outside the faults: what the faults cost over the usual rate."""
+    from tests.e2e.soak_run import Outcome
+
+    assert isinstance(outcome, Outcome)
+    print(f"\n{'fault':<12}{'seconds':>8}{'ours CPU s':>12}{'Asterisk s':>12}{'ratio':>7}"
+          "  ours by process")  # fmt: skip
+    for f in outcome.faults:
+        ours = sum(f.cpu.values())
+        ratio = f"{ours / f.asterisk_cpu:.2f}" if f.asterisk_cpu else "-"
+        parts = ", ".join(f"{n} {c:.1f}" for n, c in sorted(f.cpu.items()))
+        print(f"{f.name:<12}{f.seconds:>8.1f}{ours:>12.2f}{f.asterisk_cpu:>12.2f}{ratio:>7}"
+              f"  {parts}")  # fmt: skip
+    ours = sum(outcome.cpu.values()) - sum(sum(f.cpu.values()) for f in outcome.faults)
+    ast = outcome.asterisk_cpu - sum(f.asterisk_cpu for f in outcome.faults)
+    if ast > 0:
+        print(f"outside the faults: ours {ours:.2f} s, Asterisk {ast:.2f} s: {ours / ast:.3f}x")
+
+
 def report(outcome: object) -> None:
     from tests.e2e.soak_run import Outcome
 
@@ -82,6 +102,7 @@ def report(outcome: object) -> None:
             rs = "never" if f.reconverge_s is None else f"{f.reconverge_s:.2f}"
             print(f"{f.name:<12}{f.at:>8.1f}{f.lost:>6}{f.lost_at_fault:>7}{f.duplicates:>6}"
                   f"{rs:>14}  {f.note}")  # fmt: skip
+        report_fault_cpu(outcome)
     if c.disagreements:
         print("\nWhere Asterisk's records and ours disagree (Asterisk wins):")
         blamed = {d.call: f.name for f in outcome.faults for d in f.disagreements}
@@ -149,6 +170,12 @@ def main() -> int:
         help="the services' --log-level: info as in production, so that CPU is what it "
         "costs there (tests/e2e/test_faults.py scans the debug lines for secrets)",
     )
+    parser.add_argument(
+        "--keep-logs",
+        type=Path,
+        metavar="DIR",
+        help="copy the run's logs (ours, Asterisk's, PostgreSQL's, Mosquitto's) into DIR",
+    )
     args = parser.parse_args()
     faults: tuple[str, ...]
     if args.faults == "all":
@@ -177,7 +204,7 @@ def main() -> int:
                 quick_intervals=args.short)  # fmt: skip
     sipp = shutil.which("sipp")
     assert sipp is not None
-    outcome = asyncio.run(soak_run(plan, binary(), sipp, short=args.short))
+    outcome = asyncio.run(soak_run(plan, binary(), sipp, short=args.short, keep=args.keep_logs))
     report(outcome)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.update(figures(outcome))

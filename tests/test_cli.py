@@ -354,3 +354,23 @@ def test_config_init(run_cli: Cli, tmp_path: object) -> None:
     assert target.read_text() == first
     shown = run_cli.ok("--config", str(target), "config", "show", "--json").output
     assert '"secret": "***"' in shown
+
+
+def test_every_command_is_listed_and_loads_by_its_name() -> None:
+    """The commands are imported when used (cli/main.py): each entry must name a click
+    command of that name, and help must list every one."""
+    from click.testing import CliRunner
+
+    from callcenter.cli.main import COMMANDS, cli, load_command
+
+    for name in COMMANDS:
+        assert load_command(name).name == name
+    shown = CliRunner().invoke(cli, ["--help"])
+    assert shown.exit_code == 0, shown.output
+    listed = {
+        line.split()[0] for line in shown.output.split("Commands:", 1)[1].splitlines() if line
+    }
+    assert listed == set(COMMANDS)
+    unknown = CliRunner().invoke(cli, ["no-such-command"])
+    assert unknown.exit_code == 2
+    assert "No such command" in unknown.output

@@ -1,34 +1,82 @@
-"""The ``callcenter`` command: the composition root of the operator CLI."""
+"""The ``callcenter`` command: the composition root of the operator CLI.
+
+Its commands are imported when used (:class:`LazyGroup`, click's documented pattern): every
+command module imports its part of the system, and importing them all cost each service
+about a second of CPU at every start -- time a restarted bridge spent before it could
+reconnect, on a machine whose cores Asterisk was using (the soak's bridge fault).
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from callcenter import __version__
-from callcenter.cli.agents_cmd import agents
-from callcenter.cli.agi_cmd import agi, agi_stdio, callbacks_group, ivr_group
-from callcenter.cli.asterisk_cmd import asterisk
-from callcenter.cli.calls_cmd import calls
-from callcenter.cli.campaigns_cmd import campaigns, contacts, dnc
-from callcenter.cli.config_cmd import config_group
 from callcenter.cli.context import AppContext
-from callcenter.cli.crm_cmd import cases, customers, dispositions
-from callcenter.cli.db_cmd import db_group
-from callcenter.cli.doctor_cmd import doctor
-from callcenter.cli.forecast_cmd import forecast
-from callcenter.cli.monitor_cmd import monitor
-from callcenter.cli.qa_cmd import qa
-from callcenter.cli.queues_cmd import queues
-from callcenter.cli.recordings_cmd import recordings
-from callcenter.cli.report_cmd import report
-from callcenter.cli.security_cmd import security
-from callcenter.cli.services_cmd import ami, dialer, run
-from callcenter.cli.simulate_cmd import simulate
-from callcenter.cli.wallboard_cmd import users, wallboard
-from callcenter.cli.webhooks_cmd import tokens_group, webhooks_group
+
+#: Each command's name and where it lives (``module:attribute``).
+COMMANDS: dict[str, str] = {
+    "agents": "callcenter.cli.agents_cmd:agents",
+    "queues": "callcenter.cli.queues_cmd:queues",
+    "calls": "callcenter.cli.calls_cmd:calls",
+    "report": "callcenter.cli.report_cmd:report",
+    "doctor": "callcenter.cli.doctor_cmd:doctor",
+    "db": "callcenter.cli.db_cmd:db_group",
+    "config": "callcenter.cli.config_cmd:config_group",
+    "asterisk": "callcenter.cli.asterisk_cmd:asterisk",
+    "ami": "callcenter.cli.services_cmd:ami",
+    "agi": "callcenter.cli.agi_cmd:agi",
+    "agi-stdio": "callcenter.cli.agi_cmd:agi_stdio",
+    "ivr": "callcenter.cli.agi_cmd:ivr_group",
+    "callbacks": "callcenter.cli.agi_cmd:callbacks_group",
+    "wallboard": "callcenter.cli.wallboard_cmd:wallboard",
+    "users": "callcenter.cli.wallboard_cmd:users",
+    "monitor": "callcenter.cli.monitor_cmd:monitor",
+    "simulate": "callcenter.cli.simulate_cmd:simulate",
+    "campaigns": "callcenter.cli.campaigns_cmd:campaigns",
+    "contacts": "callcenter.cli.campaigns_cmd:contacts",
+    "dnc": "callcenter.cli.campaigns_cmd:dnc",
+    "customers": "callcenter.cli.crm_cmd:customers",
+    "dispositions": "callcenter.cli.crm_cmd:dispositions",
+    "cases": "callcenter.cli.crm_cmd:cases",
+    "dialer": "callcenter.cli.services_cmd:dialer",
+    "forecast": "callcenter.cli.forecast_cmd:forecast",
+    "qa": "callcenter.cli.qa_cmd:qa",
+    "recordings": "callcenter.cli.recordings_cmd:recordings",
+    "security": "callcenter.cli.security_cmd:security",
+    "tokens": "callcenter.cli.webhooks_cmd:tokens_group",
+    "webhooks": "callcenter.cli.webhooks_cmd:webhooks_group",
+    "run": "callcenter.cli.services_cmd:run",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def load_command(name: str) -> click.Command:
+    """The command ``name`` of :data:`COMMANDS`, its module imported now."""
+    module, _, attribute = COMMANDS[name].partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command) or command.name != name:
+        raise TypeError(f"{COMMANDS[name]} is not the click command {name!r}")
+    return command
+
+
+class LazyGroup(click.Group):
+    """A group whose :data:`COMMANDS` are imported when looked up (help lists them all, and
+    so imports them all; running one imports only its own)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        held = super().get_command(ctx, cmd_name)
+        if held is not None or cmd_name not in COMMANDS:
+            return held
+        command = load_command(cmd_name)
+        self.add_command(command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -46,42 +94,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     obj = AppContext(config_path)
     ctx.obj = obj
     ctx.call_on_close(obj.close)
-
-
-for command in (
-    agents,
-    queues,
-    calls,
-    report,
-    doctor,
-    db_group,
-    config_group,
-    asterisk,
-    ami,
-    agi,
-    agi_stdio,
-    ivr_group,
-    callbacks_group,
-    wallboard,
-    users,
-    monitor,
-    simulate,
-    campaigns,
-    contacts,
-    dnc,
-    customers,
-    dispositions,
-    cases,
-    dialer,
-    forecast,
-    qa,
-    recordings,
-    security,
-    tokens_group,
-    webhooks_group,
-    run,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

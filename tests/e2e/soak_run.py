@@ -83,6 +83,12 @@ class FaultResult:
     lost_at_fault: int = 0
     #: The final disagreements attributed to this fault (call and why).
     disagreements: tuple[soak.Disagreement, ...] = ()
+    #: CPU seconds from the fault's start to its comparison done: ours per service (a killed
+    #: one's earlier incarnation included), and Asterisk's. Traffic goes on meanwhile: set
+    #: against ``seconds`` they tell what the fault cost over the run's usual rate.
+    cpu: dict[str, float] = dataclasses.field(default_factory=dict)
+    asterisk_cpu: float = 0.0
+    seconds: float = 0.0
 
 
 @dataclasses.dataclass
@@ -432,9 +438,16 @@ class Soak:
 
     # --- the faults ----------------------------------------------------------------------
 
+    def cpu_now(self) -> tuple[dict[str, float], float]:
+        """CPU seconds so far of each of our services, and of Asterisk."""
+        ours = {n: s.cpu() for n, s in self.services.running.items()}
+        return ours, soak.proc_cpu(self.pbx.proc.pid)
+
     async def fault(self, name: str, short: bool) -> FaultResult:
         at = time.monotonic() - self.t0
         began = time.time()
+        cpu0, ast0 = self.cpu_now()
+        t0 = time.monotonic()
         before = await self.settled_comparison(timeout=20)
         note = ""
         in_ivr: tuple[str, ...] = ()
@@ -481,10 +494,13 @@ class Soak:
             back_in = soak.broker_reconnects(self.broker.log, log_from, started)
             note = "reconnected after " + ", ".join(f"{c} {s:.1f} s" for c, s in back_in)
         stranded = tuple(sorted(set(in_ivr) - self.queued()))
+        cpu1, ast1 = self.cpu_now()
+        cpu = {n: round(cpu1[n] - cpu0.get(n, 0.0), 2) for n in cpu1}
         return FaultResult(name, round(at, 1), after.lost - before.lost,
                            after.duplicates - before.duplicates,
                            None if seconds is None else round(seconds, 2), note, in_ivr,
-                           stranded, window)  # fmt: skip
+                           stranded, window, cpu=cpu, asterisk_cpu=round(ast1 - ast0, 2),
+                           seconds=round(time.monotonic() - t0, 1))  # fmt: skip
 
     def attribute(self, final: soak.Comparison, results: list[FaultResult]) -> list[FaultResult]:
         """Each fault's ``lost`` from the final comparison (see :class:`FaultResult`)."""
@@ -662,7 +678,9 @@ def traffic_seconds(plan: Plan, short: bool) -> float:
     return max(plan.minutes * 60, min(30.0, plan.minutes * 15) + faults + 10)
 
 
-async def soak_run(plan: Plan, binary: Path, sipp: str, *, short: bool) -> Outcome:
+async def soak_run(
+    plan: Plan, binary: Path, sipp: str, *, short: bool, keep: Path | None = None
+) -> Outcome:
     """The whole run: traffic for ``plan.minutes``, the faults spaced over it, then the final
     comparison, CPU and RSS per process next to Asterisk's; once everything has stopped,
     every log of the run scanned for every secret of it (:func:`scan_logs`)."""
@@ -716,7 +734,18 @@ async def soak_run(plan: Plan, binary: Path, sipp: str, *, short: bool) -> Outco
         # Every process has stopped (the logs are complete, PostgreSQL's copied into logs/);
         # the directory is still there.
         scan_logs(outcome, work, known)
+        if keep is not None:
+            keep_logs(work, keep)
         return outcome
+
+
+def keep_logs(work: Path, keep: Path) -> None:
+    """The run's logs (ours, Asterisk's, queue_log, PostgreSQL's, Mosquitto's; not SIPp's)
+    copied into ``keep``, for a look at what happened when."""
+    keep.mkdir(parents=True, exist_ok=True)
+    for f in soak.log_files(work):
+        if (f.suffix == ".log" and not f.name.startswith("sipp")) or f.name == "queue_log":
+            shutil.copy2(f, keep / "_".join(f.relative_to(work).parts))
 
 
 def scan_logs(outcome: Outcome, work: Path, known: dict[str, str]) -> None:
