@@ -433,10 +433,7 @@ async def test_callback_restart_safety_and_life_cycle(db: Engine) -> None:
         ]
         assert await service.scan() == 0
         # An agent takes it; the customer does not answer; then the placeholder hangs up.
-        await conn.send(event("AgentConnect", Uniqueid=f"{placeholder}-q", MemberName="alice"))
-        await _wait_status(db, cid, "dialing")
-        await conn.send(event("DialEnd", Uniqueid=placeholder, DialStatus="NOANSWER"))
-        await _wait_status(db, cid, "pending")
+        await _agent_dials(conn, db, cid, placeholder, "alice", "NOANSWER", "pending")
         row = callback_store.get(db, cid)
         assert row is not None
         assert row.attempts == 1
@@ -444,14 +441,22 @@ async def test_callback_restart_safety_and_life_cycle(db: Engine) -> None:
         conn.channels = []
         service.wake()
         await _originated(service, 2)
-        await conn.send(event("AgentConnect", Uniqueid=f"{placeholder}-q", MemberName="bob"))
-        await _wait_status(db, cid, "dialing")
-        await conn.send(event("DialEnd", Uniqueid=placeholder, DialStatus="ANSWER"))
-        await _wait_status(db, cid, "connected")
+        await _agent_dials(conn, db, cid, placeholder, "bob", "ANSWER", "connected")
     row = callback_store.get(db, cid)
     assert row is not None
     assert row.agent == "bob"
     assert row.attempts == 2
+
+
+async def _agent_dials(
+    conn: FakeConnection, db: Engine, cid: int, placeholder: str, agent: str, dial: str, then: str
+) -> None:
+    """``agent`` takes the callback's placeholder (it is dialing), and the customer's dial
+    ends with ``dial``: the callback is ``then``."""
+    await conn.send(event("AgentConnect", Uniqueid=f"{placeholder}-q", MemberName=agent))
+    await _wait_status(db, cid, "dialing")
+    await conn.send(event("DialEnd", Uniqueid=placeholder, DialStatus=dial))
+    await _wait_status(db, cid, then)
 
 
 def _pending_callback(db: Engine, at: dt.datetime) -> int:

@@ -227,37 +227,36 @@ def dnc_blocked(session: Session, phones: Sequence[str]) -> set[str]:
 
 
 def _due(
-    session: Session,
+    cursor: Any,
     campaign: Campaign,
     n: int,
     now: dt.datetime,
     zones: Sequence[str],
     agent: str | None = None,
-) -> list[Contact]:
-    """Due contacts in claim order. A callback an agent booked for themselves (the contact's
-    ``callback_for`` field, :mod:`callcenter.campaigns.callbacks`) goes to that agent's
-    preview only; ``agent`` None (the dialer's own claims) passes such contacts over."""
-    reserved = Contact.fields["callback_for"].astext
-    mine = reserved.is_(None) | (reserved == "")
-    if agent is not None:
-        mine = mine | (reserved == agent)
-    query = (
-        select(Contact)
-        .where(
-            Contact.campaign_id == campaign.id,
-            Contact.status.in_(DUE_STATUSES),
-            (Contact.next_attempt_at.is_(None)) | (Contact.next_attempt_at <= now),
-            Contact.attempts < campaign.max_attempts,
-            Contact.timezone.in_(zones),
-            mine,
-        )
-        .order_by(Contact.priority.desc(), Contact.next_attempt_at.asc().nulls_first(), Contact.id)
-        .limit(n)
-        # Rows another transaction holds are passed over, not waited for: that transaction
-        # is dialling them.
-        .with_for_update(skip_locked=True, of=Contact)
-    )
-    return list(session.scalars(query))
+) -> list[tuple[Any, ...]]:
+    """Due contacts in claim order, locked (``id, phone, name, timezone, attempts,
+    fields``). A callback an agent booked for themselves (the contact's ``callback_for``
+    field, :mod:`callcenter.campaigns.callbacks`) goes to that agent's preview only;
+    ``agent`` None (the dialer's own claims) passes such contacts over."""
+    cursor.execute(_DUE_SQL, (campaign.id, now, campaign.max_attempts, list(zones), agent, n))
+    return list(cursor.fetchall())
+
+
+#: The due contacts in claim order, with the statuses written out so that the planner
+#: matches ``ix_contacts_next``'s predicate. Rows another transaction holds are passed over,
+#: not waited for: that transaction is dialling them. (``= NULL``, for no agent, is never
+#: true.)
+_DUE_SQL = """
+SELECT id, phone, name, timezone, attempts, fields FROM contacts
+ WHERE campaign_id = %s AND status IN ('new', 'retry')
+   AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+   AND attempts < %s AND timezone = ANY(%s)
+   AND (fields ->> 'callback_for' IS NULL OR fields ->> 'callback_for' = ''
+        OR fields ->> 'callback_for' = %s)
+ ORDER BY priority DESC, next_attempt_at ASC NULLS FIRST, id
+ LIMIT %s
+ FOR UPDATE OF contacts SKIP LOCKED
+"""
 
 
 def _attempt(
@@ -363,9 +362,7 @@ def claim(
     out: list[Claimed] = []
     with driver.cursor(session) as cursor:
         while len(out) < n:
-            cursor.execute(_DUE_SQL, (campaign.id, now, campaign.max_attempts,
-                                      list(zones_now), n - len(out)))  # fmt: skip
-            contacts = cursor.fetchall()
+            contacts = _due(cursor, campaign, n - len(out), now, zones_now)
             if not contacts:
                 break
             cursor.execute(_DNC_SQL, ([c[1] for c in contacts],))
@@ -415,18 +412,6 @@ def claim(
     return out
 
 
-#: The dialer's due contacts in claim order (:func:`_due`'s query, for ``agent`` None, with the
-#: statuses written out so that the planner matches ``ix_contacts_next``'s predicate).
-_DUE_SQL = """
-SELECT id, phone, name, timezone, attempts, fields FROM contacts
- WHERE campaign_id = %s AND status IN ('new', 'retry')
-   AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
-   AND attempts < %s AND timezone = ANY(%s)
-   AND (fields ->> 'callback_for' IS NULL OR fields ->> 'callback_for' = '')
- ORDER BY priority DESC, next_attempt_at ASC NULLS FIRST, id
- LIMIT %s
- FOR UPDATE OF contacts SKIP LOCKED
-"""
 _DNC_SQL = "SELECT phone FROM do_not_call WHERE phone = ANY(%s)"
 #: One row per claimed contact (dialling) or do-not-call skip (ended), as _attempt makes them.
 _INSERT_ATTEMPTS_SQL = """
@@ -689,10 +674,12 @@ def preview_take(
     day, period = _day_period(campaign, now, site_tz)
     common = {"paced": "preview", "dialer": dialer, "caller_id": campaign.caller_id}
     while True:
-        contacts = _due(session, campaign, 1, now, zones_now, agent)
-        if not contacts:
+        with driver.cursor(session) as cursor:
+            due = _due(cursor, campaign, 1, now, zones_now, agent)
+        if not due:
             return None
-        contact = contacts[0]
+        contact = session.get(Contact, due[0][0])  # locked by _due
+        assert contact is not None
         if dnc_blocked(session, [contact.phone]):
             _skip_dnc(session, campaign, contact, now=now, day=day, period=period, **common)
             session.flush()

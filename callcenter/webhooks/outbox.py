@@ -105,21 +105,8 @@ def enqueue(
     that want it (:func:`hooks_for` in this transaction), for a producer that enqueues many
     events at once; by default they are read here. What ``session`` has pending is written
     first (as its autoflush would)."""
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown webhook event type {event_type!r}")
-    if hooks is None:
-        hooks = hooks_for(session, event_type)
-    if not hooks:
-        return None
-    when = at or dt.datetime.now(dt.UTC)
-    ident = event_id(event_type, key)
-    # One statement of the driver's own, not SQLAlchemy's INSERTs: the dialer enqueues once
-    # per ended attempt and building, keying and compiling the two statements was most of
-    # this function's CPU (the soak's profile). An event stored before (the same id) inserts
-    # nothing, so no outbox row either: its deliveries exist already.
-    params = (ident, event_type, key[:200], _json(payload), when, list(hooks))
-    driver.rows(session, _ENQUEUE, params)
-    return ident
+    ids = enqueue_many(session, event_type, [(payload, key, at)], hooks=hooks)
+    return ids[0] if ids else None
 
 
 def enqueue_many(
@@ -165,18 +152,9 @@ def _json(payload: Mapping[str, Any]) -> str:
 
 #: hooks_for: the ``@>`` of SQLAlchemy's ``ARRAY.contains``.
 _HOOKS_FOR = f"SELECT id FROM {Webhook.__tablename__} WHERE events @> %s::varchar[]"
-#: The event, and its outbox rows (one per webhook, in the order given) when it is new.
-_ENQUEUE = (
-    f"WITH e AS (INSERT INTO {WebhookEvent.__tablename__} "
-    "(event_id, type, key, payload, created_at) VALUES (%s, %s, %s, %s::jsonb, %s) "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING id, created_at) "
-    f"INSERT INTO {WebhookOutbox.__tablename__} "
-    "(event_id, webhook_id, created_at, next_attempt_at) "
-    "SELECT e.id, h.id, e.created_at, e.created_at "
-    "FROM e CROSS JOIN unnest(%s::int[]) WITH ORDINALITY AS h(id, n) ORDER BY h.n"
-)
-#: The same for many events: they take their ids in the order given (ORDER BY n); the
-#: outbox rows go event by event, webhook by webhook.
+#: The events, in the order given (their ids follow it: ORDER BY n), and the outbox rows of
+#: those that are new, event by event, webhook by webhook in the order given (an event
+#: stored before inserts nothing: its deliveries exist already).
 _ENQUEUE_MANY = (
     "WITH v AS (SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::timestamptz[]) "
     "WITH ORDINALITY AS v(event_id, key, payload, created_at, n)), "
@@ -191,7 +169,8 @@ _ENQUEUE_MANY = (
 )
 
 
-def _iso(value: dt.datetime | None) -> str | None:
+def iso(value: dt.datetime | None) -> str | None:
+    """A time as a payload carries it: ISO 8601 in UTC."""
     return value.astimezone(dt.UTC).isoformat() if value is not None else None
 
 
@@ -219,7 +198,7 @@ def attempt_event(attempt: CampaignAttempt) -> dict[str, Any]:
 def attempt_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     """The ``campaign.attempt`` payload of an ended attempt's row (``scheduling.finish``)."""
     out = {("attempt_id" if k == "id" else k): row[k] for k in _ATTEMPT_FIELDS}
-    out.update((k, _iso(row[k])) for k in _ATTEMPT_TIMES)
+    out.update((k, iso(row[k])) for k in _ATTEMPT_TIMES)
     return out
 
 
@@ -233,7 +212,7 @@ def body(
     document = {
         "id": str(ident),
         "type": event_type,
-        "occurred_at": _iso(occurred_at),
+        "occurred_at": iso(occurred_at),
         "data": data,
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

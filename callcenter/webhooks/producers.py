@@ -45,11 +45,7 @@ def call_event(call: object) -> dict[str, Any]:
 
 def call_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     """The ``call.ended`` payload of a ``calls`` row (a mapping of at least its fields)."""
-    return {k: (_iso(row[k]) if k in _CALL_TIMES else row[k]) for k in _CALL_FIELDS}
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value else None
+    return {k: (outbox.iso(row[k]) if k in _CALL_TIMES else row[k]) for k in _CALL_FIELDS}
 
 
 def scan_ended_calls(
